@@ -1,0 +1,71 @@
+"""The multiprocessing and concurrent.futures APIs you know, awaitable, observable, and safe to cancel.
+
+Replace ``multiprocessing.X`` with ``toolkit.X``, then ``await`` the blocking
+calls. Start with ``await toolkit.to_thread(fn, ...)``,
+``await toolkit.to_process(fn, ...)`` and ``toolkit.AsyncExecutor(executor)``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from ._context import default_start_method as default_start_method, get_context as get_context
+from ._errors import (
+    ClosedError as ClosedError,
+    PoolClosedError as PoolClosedError,
+    QueueEmpty as QueueEmpty,
+    QueueFull as QueueFull,
+    RemoteTraceback as RemoteTraceback,
+    SerializationError as SerializationError,
+    TaskTimeoutError as TaskTimeoutError,
+    ToolkitError as ToolkitError,
+    WorkerDiedError as WorkerDiedError,
+)
+from ._executors import (
+    ALL_COMPLETED as ALL_COMPLETED,
+    FIRST_COMPLETED as FIRST_COMPLETED,
+    FIRST_EXCEPTION as FIRST_EXCEPTION,
+    AsyncExecutor as AsyncExecutor,
+    ExecutorStats as ExecutorStats,
+    MapResult as MapResult,
+    shutdown_default_executors as shutdown_default_executors,
+    to_process as to_process,
+    to_thread as to_thread,
+)
+from ._loop import run as run
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "AsyncExecutor",
+    "ClosedError",
+    "ExecutorStats",
+    "MapResult",
+    "PoolClosedError",
+    "QueueEmpty",
+    "QueueFull",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskTimeoutError",
+    "ToolkitError",
+    "WorkerDiedError",
+    "default_start_method",
+    "get_context",
+    "run",
+    "shutdown_default_executors",
+    "to_process",
+    "to_thread",
+)
+
+# Reprs, tracebacks and pickles say toolkit.X, not toolkit._module.X. Exceptions
+# pickle by qualified name, so toolkit.X must be importable: it is.
+for _obj in map(globals().__getitem__, __all__):
+    if not isinstance(_obj, ModuleType | str) and hasattr(_obj, "__module__"):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):  # a builtin-backed object; keeps its own
+            pass
+del _obj

@@ -1,0 +1,42 @@
+"""Which multiprocessing start method the toolkit uses.
+
+forkserver on Linux (Python 3.14's default there: a fork of a process that
+runs threads, like an event loop with executors, can deadlock the child),
+spawn on macOS and Windows. Any context or start method name can be passed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from multiprocessing.context import BaseContext
+
+__all__ = ["default_start_method", "get_context"]
+
+
+def default_start_method() -> str:
+    """Return the toolkit's start method on this platform."""
+    if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
+        return "forkserver"
+    return "spawn"
+
+
+def get_context(context: BaseContext | str | None = None) -> BaseContext:
+    """Resolve a context argument: None (the toolkit's default), a method name, or a context.
+
+    Raises:
+        ValueError: an unknown start method name.
+        TypeError: anything else.
+    """
+    if context is None:
+        return multiprocessing.get_context(default_start_method())
+    if isinstance(context, str):
+        if context not in multiprocessing.get_all_start_methods():
+            methods = ", ".join(multiprocessing.get_all_start_methods())
+            raise ValueError(f"unknown start method {context!r}; this platform has {methods}")
+        return multiprocessing.get_context(context)
+    if isinstance(context, BaseContext):
+        return context
+    raise TypeError(
+        f"context must be a multiprocessing context, a start method name or None, not {context!r}"
+    )

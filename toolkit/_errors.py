@@ -1,0 +1,173 @@
+"""Every exception the toolkit raises (also catchable as the stdlib class after "+").
+
+    ToolkitError
+    ├── WorkerDiedError      .pid .exitcode .signal .task; the message names the signal
+    ├── TaskTimeoutError     + TimeoutError, multiprocessing.TimeoutError
+    ├── ClosedError          + ValueError (what multiprocessing raises)
+    │   └── PoolClosedError  + RuntimeError (what concurrent.futures raises)
+    ├── SerializationError   + pickle.PicklingError; .argument .type
+    ├── QueueEmpty           + queue.Empty, asyncio.QueueEmpty
+    └── QueueFull            + queue.Full, asyncio.QueueFull
+
+A task's own exception is never wrapped: it comes back as its own type, with
+the worker's formatted traceback attached as ``__cause__`` (a RemoteTraceback,
+as concurrent.futures does). ``asyncio.CancelledError`` is never wrapped or
+swallowed.
+
+Every class with a custom ``__init__`` defines ``__reduce__``: exceptions cross
+process boundaries, and pickle would otherwise call ``__init__`` with the
+formatted message as the only argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import pickle
+import queue
+import signal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Self
+
+__all__ = [
+    "ClosedError",
+    "PoolClosedError",
+    "QueueEmpty",
+    "QueueFull",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskTimeoutError",
+    "ToolkitError",
+    "WorkerDiedError",
+]
+
+
+class ToolkitError(Exception):
+    """The root of every exception the toolkit raises itself."""
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """Say how a process ended, in words: "exit code 3" or "killed by SIGKILL"."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"killed by {name}"
+    return f"exit code {exitcode}"
+
+
+class WorkerDiedError(ToolkitError):
+    """A worker process ended while it was running a task.
+
+    Attributes:
+        pid: the worker's process id.
+        exitcode: its exit code; negative for a signal, as ``Process.exitcode``.
+        signal: the signal that killed it, or None if it exited.
+        task: a short description of the task it was running, or None.
+    """
+
+    def __init__(self, pid: int, exitcode: int | None, task: str | None = None) -> None:
+        message = f"worker {pid} died ({describe_exit(exitcode)})"
+        if task is not None:
+            message += f" while running {task}"
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+        self.task = task
+
+    @property
+    def signal(self) -> signal.Signals | None:
+        if self.exitcode is None or self.exitcode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.exitcode)
+        except ValueError:
+            return None
+
+    def __reduce__(self) -> tuple[type[Self], tuple[int, int | None, str | None]]:
+        return type(self), (self.pid, self.exitcode, self.task)
+
+
+class TaskTimeoutError(ToolkitError, TimeoutError, multiprocessing.TimeoutError):
+    """A task ran past its timeout.
+
+    Also a ``TimeoutError`` (what ``asyncio.timeout`` and concurrent.futures
+    raise) and a ``multiprocessing.TimeoutError`` (what ``AsyncResult.get``
+    raises), so existing ``except`` clauses keep working.
+    """
+
+
+class ClosedError(ToolkitError, ValueError):
+    """The object was closed; it takes no more work.
+
+    A ``ValueError``, like the error multiprocessing raises for a closed queue
+    or pool.
+    """
+
+
+class PoolClosedError(ClosedError, RuntimeError):
+    """The pool or executor was closed or shut down; it takes no new tasks.
+
+    Also a ``RuntimeError``, what ``concurrent.futures`` raises for a submit
+    after shutdown.
+    """
+
+
+class SerializationError(ToolkitError, pickle.PicklingError):
+    """A function, argument or result could not be pickled.
+
+    Attributes:
+        argument: which part failed: "the function", "argument 0",
+            "keyword argument 'x'", "the result"...
+        type: the qualified name of the type that could not be pickled.
+    """
+
+    def __init__(self, argument: str, type: str, reason: str = "") -> None:  # noqa: A002
+        message = f"cannot pickle {argument} (type {type})"
+        if reason:
+            message += f": {reason}"
+        super().__init__(message)
+        self.argument = argument
+        self.type = type
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[Self], tuple[str, str, str]]:
+        return type(self), (self.argument, self.type, self.reason)
+
+
+class QueueEmpty(ToolkitError, queue.Empty, asyncio.QueueEmpty):
+    """No item was available (``get_nowait``, or ``get`` past its timeout)."""
+
+
+class QueueFull(ToolkitError, queue.Full, asyncio.QueueFull):
+    """No room was available (``put_nowait``, or ``put`` past its timeout)."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in another process.
+
+    Set as the ``__cause__`` of the exception that crossed over, so the
+    traceback a user sees shows where the error happened in the worker.
+    """
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+    def __reduce__(self) -> tuple[type[Self], tuple[str]]:
+        return type(self), (self.tb,)
+
+
+def qualified_type_name(obj: Any) -> str:
+    """Name the type of obj the way a user would import it: "int", "socket.socket"."""
+    cls = type(obj)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

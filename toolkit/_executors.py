@@ -1,0 +1,914 @@
+"""Awaiting executors: ``to_thread``, ``to_process`` and ``AsyncExecutor``.
+
+Theory of operation
+-------------------
+``AsyncExecutor`` wraps any ``concurrent.futures.Executor`` (threads,
+processes, Dask's ``ClientExecutor``, loky) and turns each submitted task
+into an asyncio future::
+
+    submit(fn, *args) ──▶ [pickle the call here: SerializationError at the call]
+                          executor.submit(run_call, payload) ──▶ cf.Future
+                                                                   │ done (executor's thread):
+                          asyncio.Future ◀── bridge (coalesced) ◀──┘ decode the outcome there,
+                                │                                     off the loop thread
+                                └─ cancelled or timed out ──▶ cf.Future.cancel()
+
+* Out-of-process executors get pickled calls (see _serialize.py): lambdas
+  and closures travel by value, bad arguments fail at the call, and a
+  task's exception comes back as its own type with the worker's traceback.
+* ``map`` keeps a bounded window of tasks in flight, pulls its input only
+  as results are consumed (an endless generator runs in constant memory),
+  and, out of process, batches inputs into chunks sized by how long they
+  take in the worker (_chunking.py).
+* Cancelling or timing out stops a task that has not started. A task that
+  is already running in a thread or a ``ProcessPoolExecutor`` worker cannot be
+  stopped: it runs to its end and its result is discarded. ``stats()``
+  counts those as ``abandoned``; the toolkit's own ``Pool`` kills instead.
+
+``to_thread`` does not go through an executor at all: it runs on a cache of
+worker threads whose jobs post their outcome through the bridge
+(_thread_cache.py), which is what makes it faster than
+``loop.run_in_executor``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures as cf
+import contextvars
+import dataclasses
+import itertools
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final
+
+from ._bridge import bridge_for
+from ._chunking import ChunkSizer
+from ._context import get_context
+from ._errors import PoolClosedError, SerializationError, TaskTimeoutError
+from ._serialize import (
+    ChunkOutcome,
+    dumps_call,
+    dumps_chunk,
+    load_chunk_outcome,
+    load_outcome,
+    run_call,
+    run_chunk,
+    run_chunk_here,
+)
+from ._thread_cache import ThreadCache
+
+if TYPE_CHECKING:
+    from collections.abc import (
+        AsyncIterable,
+        AsyncIterator,
+        Awaitable,
+        Callable,
+        Generator,
+        Iterable,
+        Iterator,
+    )
+    from types import TracebackType
+    from typing import Self
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+__all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "AsyncExecutor",
+    "ExecutorStats",
+    "MapResult",
+    "shutdown_default_executors",
+    "to_process",
+    "to_thread",
+]
+
+FIRST_COMPLETED = cf.FIRST_COMPLETED
+FIRST_EXCEPTION = cf.FIRST_EXCEPTION
+ALL_COMPLETED = cf.ALL_COMPLETED
+_RETURN_WHEN = (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED)
+
+
+def _check_callable(fn: object) -> None:
+    if not callable(fn):
+        raise TypeError(f"expected a callable, got {type(fn).__name__} {fn!r}")
+
+
+def _check_timeout(timeout: object, name: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None, not {timeout!r}")
+    if not timeout > 0:  # also rejects NaN
+        raise ValueError(f"{name} must be > 0, not {timeout!r}")
+    return float(timeout)
+
+
+def _check_positive_int(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int or None, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, not {value!r}")
+    return value
+
+
+def _running_loop(what: str) -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(f"{what} must be called from a running event loop") from None
+
+
+# Loop-thread callbacks posted through the bridge: a future may have been
+# cancelled by its awaiter meanwhile, in which case there is nothing to deliver.
+def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+# --- to_thread ----------------------------------------------------------------------------------
+
+_defaults_lock = threading.Lock()
+_default_threads: ThreadCache | None = None
+_default_process: AsyncExecutor | None = None
+
+
+def _thread_cache() -> ThreadCache:
+    global _default_threads
+    cache = _default_threads
+    if cache is None:
+        with _defaults_lock:
+            cache = _default_threads
+            if cache is None:
+                cache = _default_threads = ThreadCache(name="toolkit-to_thread")
+    return cache
+
+
+class _ThreadCall:
+    """One to_thread call, run by a cached worker thread."""
+
+    __slots__ = ("args", "bridge", "context", "fn", "future", "kwargs")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.future = future
+        self.context = contextvars.copy_context()  # as asyncio.to_thread: contextvars carry over
+        self.bridge = bridge_for(future.get_loop())
+
+    def __call__(self) -> None:
+        if self.future.cancelled():  # cancelled before it started: skip it
+            return
+        try:
+            result = self.context.run(self.fn, *self.args, **self.kwargs)
+        except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting task
+            self.bridge.post(_set_exception, self.future, exc)
+        else:
+            self.bridge.post(_set_result, self.future, result)
+        finally:
+            del self.fn, self.args, self.kwargs  # drop references as soon as possible
+
+
+async def to_thread(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run a blocking function in a worker thread and return its result.
+
+    Like ``asyncio.to_thread`` (contextvars carry over; at most
+    ``min(32, cpu_count + 4)`` threads), several times faster under load, and
+    with threads that leave after 10 s without work.
+
+    Raises:
+        TypeError: fn is not callable.
+        Exception: whatever fn raises, as it raised it.
+
+    Cancellation:
+        A call that has not started is dropped. A call already running cannot
+        be stopped: it runs to its end in its thread and its result is
+        discarded; the awaiting task gets ``CancelledError`` at once.
+    """
+    _check_callable(fn)
+    future: asyncio.Future[R] = _running_loop("to_thread()").create_future()
+    _thread_cache().submit(_ThreadCall(fn, args, kwargs, future))
+    return await future
+
+
+# --- to_process and the default executors -----------------------------------------------------
+
+
+def _process_executor() -> AsyncExecutor:
+    global _default_process
+    executor = _default_process
+    if executor is None:
+        with _defaults_lock:
+            executor = _default_process
+            if executor is None:
+                pool = cf.ProcessPoolExecutor(mp_context=get_context())
+                executor = _default_process = AsyncExecutor(pool)
+    return executor
+
+
+async def to_process(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run a function in a worker process of the default process pool and return its result.
+
+    The pool has ``os.cpu_count()`` workers, started on demand with the
+    toolkit's start method (forkserver on Linux). Lambdas, closures and
+    functions typed at a prompt are pickled by value.
+
+    Raises:
+        TypeError: fn is not callable.
+        SerializationError: fn or an argument cannot be pickled (at the call).
+        Exception: whatever fn raised in the worker, as its own type, with the
+            worker's traceback as ``__cause__``.
+
+    Cancellation:
+        A call that has not started is dropped; one already running in a
+        worker runs to its end (use ``toolkit.Pool`` to kill on cancel).
+    """
+    return await _process_executor().run(fn, *args, **kwargs)
+
+
+async def shutdown_default_executors() -> None:
+    """Shut down the executors behind ``to_thread`` and ``to_process``.
+
+    ``toolkit.run`` calls this on its way out. The next call to either
+    function starts fresh ones.
+    """
+    global _default_threads, _default_process
+    with _defaults_lock:
+        cache, _default_threads = _default_threads, None
+        process, _default_process = _default_process, None
+    if process is not None:
+        await process.shutdown(wait=True)
+    if cache is not None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        bridge = bridge_for(loop)
+
+        def _join() -> None:
+            try:
+                cache.shutdown(wait=True)
+            finally:
+                bridge.post(_set_result, done, None)
+
+        # A plain thread: the cache cannot join its own threads from one of them.
+        joiner = threading.Thread(target=_join, name="toolkit-shutdown", daemon=True)
+        joiner.start()
+        await done
+        joiner.join()  # it is past its last statement: returns at once
+
+
+def _forget_defaults_in_child() -> None:
+    # A forked child inherits the parent's executor objects but not their
+    # threads or processes: start its own on demand.
+    global _default_threads, _default_process
+    _default_threads = None
+    _default_process = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_defaults_in_child)
+
+
+# --- AsyncExecutor --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExecutorStats:
+    """A snapshot of an AsyncExecutor's counters.
+
+    Attributes:
+        submitted: tasks handed to the executor (a map's chunk counts once).
+        in_flight: tasks submitted and not finished.
+        completed: tasks that returned a value.
+        failed: tasks that raised.
+        cancelled: tasks cancelled before they started.
+        timed_out: tasks that ran past the facade's timeout.
+        abandoned: tasks whose awaiter gave up (cancelled or timed out) while
+            they were already running: they ran on, their results discarded.
+    """
+
+    submitted: int
+    in_flight: int
+    completed: int
+    failed: int
+    cancelled: int
+    timed_out: int
+    abandoned: int
+
+
+def _count_workers(executor: cf.Executor) -> int:
+    workers = getattr(executor, "_max_workers", None)  # ThreadPool/ProcessPool/loky executors
+    if isinstance(workers, int) and workers > 0:
+        return workers
+    client = getattr(executor, "_client", None)  # Dask's ClientExecutor
+    if client is not None:
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # noqa: BLE001 - an estimate; a wrong one only costs throughput
+            pass
+    return os.cpu_count() or 1
+
+
+def _is_in_process(executor: cf.Executor) -> bool:
+    return isinstance(executor, cf.ThreadPoolExecutor)
+
+
+@final
+class AsyncExecutor:
+    """Await any ``concurrent.futures.Executor``: threads, processes, Dask, loky.
+
+    Args:
+        executor: the executor to drive. The facade owns it: ``shutdown``
+            (and leaving ``async with``) shuts it down.
+        timeout: a per-task limit in seconds for ``run`` and ``submit``;
+            past it the task fails with ``TaskTimeoutError``.
+        serialize: pickle calls in the caller (True for every executor but
+            ``ThreadPoolExecutor``, by default). This is what gives lambdas by
+            value, errors at the call, and map's chunking.
+
+    Raises:
+        TypeError: executor is not a ``concurrent.futures.Executor``.
+        ValueError: timeout is not positive.
+    """
+
+    def __init__(
+        self, executor: cf.Executor, *, timeout: float | None = None, serialize: bool | None = None
+    ) -> None:
+        if not isinstance(executor, cf.Executor):
+            raise TypeError(
+                f"AsyncExecutor needs a concurrent.futures.Executor, not {type(executor).__name__}"
+            )
+        self._executor = executor
+        self._timeout = _check_timeout(timeout)
+        self._serialize = not _is_in_process(executor) if serialize is None else bool(serialize)
+        self._workers: int | None = None
+        self._closed = False
+        self._outstanding: set[cf.Future[Any]] = set()
+        self._counts = collections.Counter[str]()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<toolkit.AsyncExecutor {state} over {self._executor!r}>"
+
+    @property
+    def executor(self) -> cf.Executor:
+        """The executor underneath, for code that needs the plain one."""
+        return self._executor
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def workers(self) -> int:
+        """How many tasks the executor runs at once (its worker count)."""
+        if self._workers is None:
+            self._workers = _count_workers(self._executor)
+        return self._workers
+
+    def stats(self) -> ExecutorStats:
+        """Return a snapshot of the facade's counters."""
+        c = self._counts
+        return ExecutorStats(
+            submitted=c["submitted"],
+            in_flight=len(self._outstanding),
+            completed=c["completed"],
+            failed=c["failed"],
+            cancelled=c["cancelled"],
+            timed_out=c["timed_out"],
+            abandoned=c["abandoned"],
+        )
+
+    # -- single tasks -------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[R]:
+        """Start fn(*args, **kwargs) on the executor; return a future of its result.
+
+        The future can be awaited, passed to ``asyncio.wait``/``gather``, or to
+        this facade's ``wait`` and ``as_completed``.
+
+        Raises:
+            TypeError: fn is not callable.
+            SerializationError: fn or an argument cannot be pickled.
+            PoolClosedError: the facade or its executor was shut down.
+            RuntimeError: no event loop is running.
+
+        Cancellation:
+            Cancelling the future cancels the task if it has not started.
+        """
+        _check_callable(fn)
+        loop = _running_loop("submit()")
+        self._check_open()
+        if self._serialize:
+            payload = dumps_call(fn, args, kwargs)
+            return self._submit(loop, load_outcome, self._timeout, run_call, payload)
+        return self._submit(loop, None, self._timeout, fn, *args, **kwargs)
+
+    async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run fn(*args, **kwargs) on the executor and return its result.
+
+        Raises:
+            TypeError: fn is not callable.
+            SerializationError: fn or an argument cannot be pickled.
+            PoolClosedError: the facade or its executor was shut down.
+            TaskTimeoutError: the task ran past the facade's timeout.
+            Exception: whatever fn raised, as its own type.
+
+        Cancellation:
+            A task that has not started is cancelled; one already running runs
+            to its end and its result is discarded.
+        """
+        return await self.submit(fn, *args, **kwargs)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolClosedError("cannot submit to an AsyncExecutor after shutdown")
+
+    def _submit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        decode: Callable[[Any], Any] | None,
+        timeout: float | None,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> asyncio.Future[Any]:
+        try:
+            source = self._executor.submit(fn, *args, **kwargs)
+        except cf.BrokenExecutor:
+            raise
+        except RuntimeError as exc:
+            # What concurrent.futures raises after shutdown() (and after the
+            # interpreter started exiting).
+            raise PoolClosedError(f"the executor was shut down: {exc}") from exc
+        self._counts["submitted"] += 1
+        return self._link(loop, source, decode, timeout)
+
+    def _link(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        source: cf.Future[Any],
+        decode: Callable[[Any], Any] | None,
+        timeout: float | None,
+    ) -> asyncio.Future[Any]:
+        dest: asyncio.Future[Any] = loop.create_future()
+        bridge = bridge_for(loop)
+        outstanding = self._outstanding
+        outstanding.add(source)
+        counts = self._counts
+
+        def _deliver_cancel() -> None:
+            if dest.done():
+                return
+            counts["cancelled"] += 1
+            if self._closed:  # shutdown(cancel_futures=True): say so, not a bare CancelledError
+                dest.set_exception(PoolClosedError("the executor was shut down before this task started"))
+            else:
+                dest.cancel()
+
+        def _deliver(ok: bool, value: Any) -> None:
+            if dest.done():
+                return
+            counts["completed" if ok else "failed"] += 1
+            if ok:
+                dest.set_result(value)
+            else:
+                dest.set_exception(value)
+
+        def _on_source_done(fut: cf.Future[Any]) -> None:
+            # Runs on the executor's thread: decoding (unpickling) happens here, off the loop.
+            outstanding.discard(fut)
+            if fut.cancelled():
+                bridge.post(_deliver_cancel)
+                return
+            exc = fut.exception()
+            if exc is not None:
+                bridge.post(_deliver, False, exc)
+                return
+            if decode is None:
+                bridge.post(_deliver, True, fut.result())
+                return
+            try:
+                value = decode(fut.result())
+            except BaseException as error:  # noqa: BLE001 - the task's own exception, delivered
+                bridge.post(_deliver, False, error)
+            else:
+                bridge.post(_deliver, True, value)
+
+        def _on_dest_done(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled() or isinstance(fut.exception(), TaskTimeoutError):
+                if not source.cancel() and not source.done():
+                    counts["abandoned"] += 1
+
+        if timeout is not None:
+            timer = loop.call_later(timeout, self._expire, dest, source, timeout)
+            dest.add_done_callback(lambda _: timer.cancel())
+        dest.add_done_callback(_on_dest_done)
+        source.add_done_callback(_on_source_done)
+        return dest
+
+    def _expire(self, dest: asyncio.Future[Any], source: cf.Future[Any], timeout: float) -> None:
+        if dest.done():
+            return
+        self._counts["timed_out"] += 1
+        state = "still running" if source.running() else "not started"
+        dest.set_exception(TaskTimeoutError(f"task did not finish within {timeout:g} s ({state})"))
+
+    # -- many tasks ---------------------------------------------------------------------------
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        /,
+        *iterables: Iterable[Any] | AsyncIterable[Any],
+        ordered: bool = True,
+        window: int | None = None,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+    ) -> MapResult[R]:
+        """Apply fn to every item of the iterables, lazily; iterate the results.
+
+        ``async for result in ex.map(fn, items)`` or ``results = await ex.map(...)``.
+        Sync and async iterables both work; several are zipped, as in the
+        builtin ``map``.
+
+        Args:
+            fn: the function; called as fn(a, b, ...) with one item of each iterable.
+            ordered: yield results in input order (True) or as they finish.
+            window: at most this many tasks (chunks) in flight; input is pulled
+                only to keep the window full. Default: twice the worker count.
+            chunksize: inputs per task. Default: 1 in process, adaptive out of
+                process (chunks aimed at ~20 ms of work each).
+            timeout: seconds for the whole map, from the call; past it the
+                iteration raises ``TaskTimeoutError``.
+
+        Raises:
+            TypeError, ValueError: bad arguments (at the call).
+            PoolClosedError: the facade was shut down.
+
+        Cancellation:
+            Closing the iterator (``break``, ``aclose()``, leaving ``async with``,
+            cancelling the consumer) cancels every task in flight that has not
+            started and stops pulling input.
+        """
+        _check_callable(fn)
+        if not iterables:
+            raise TypeError("map() needs at least one iterable")
+        for iterable in iterables:
+            if not hasattr(iterable, "__iter__") and not hasattr(iterable, "__aiter__"):
+                raise TypeError(f"map() arguments must be iterable, not {type(iterable).__name__}")
+        window = _check_positive_int(window, "window")
+        chunksize = _check_positive_int(chunksize, "chunksize")
+        timeout = _check_timeout(timeout)
+        if not isinstance(ordered, bool):
+            raise TypeError(f"ordered must be a bool, not {ordered!r}")
+        self._check_open()
+        return MapResult(self, fn, iterables, ordered, window, chunksize, timeout)
+
+    def _submit_chunk(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
+    ) -> asyncio.Future[ChunkOutcome]:
+        if self._serialize:
+            return self._submit(loop, load_chunk_outcome, None, run_chunk, dumps_chunk(fn, chunk))
+        if len(chunk) == 1:
+            return self._submit(loop, None, None, _run_one, fn, chunk[0])
+        return self._submit(loop, None, None, run_chunk_here, fn, chunk)
+
+    def as_completed(
+        self, fs: Iterable[Awaitable[T] | cf.Future[T]], *, timeout: float | None = None
+    ) -> AsyncIterator[asyncio.Future[T]]:
+        """Yield the given futures as they finish, like ``concurrent.futures.as_completed``.
+
+        Args:
+            fs: futures from ``submit`` (coroutines and concurrent futures are
+                wrapped); duplicates are yielded once.
+            timeout: seconds from the call; past it the iteration raises
+                ``TaskTimeoutError``.
+
+        Cancellation:
+            Stopping the iteration leaves the futures running.
+        """
+        timeout = _check_timeout(timeout)
+        loop = _running_loop("as_completed()")
+        futures = _as_futures(fs, loop)
+        return _as_completed(futures, loop, timeout)
+
+    async def wait(
+        self,
+        fs: Iterable[Awaitable[T] | cf.Future[T]],
+        *,
+        timeout: float | None = None,
+        return_when: str = ALL_COMPLETED,
+    ) -> tuple[set[asyncio.Future[T]], set[asyncio.Future[T]]]:
+        """Wait for the futures, like ``concurrent.futures.wait``; return (done, not_done).
+
+        Args:
+            return_when: ``FIRST_COMPLETED``, ``FIRST_EXCEPTION`` or ``ALL_COMPLETED``.
+            timeout: return when it expires, whatever is done (no error, as
+                in the stdlib).
+
+        Cancellation:
+            Cancelling the wait leaves the futures running.
+        """
+        if return_when not in _RETURN_WHEN:
+            raise ValueError(f"return_when must be one of {', '.join(_RETURN_WHEN)}, not {return_when!r}")
+        timeout = _check_timeout(timeout)
+        futures = _as_futures(fs, asyncio.get_running_loop())
+        if not futures:
+            return set(), set()
+        done, pending = await asyncio.wait(futures, timeout=timeout, return_when=return_when)
+        return done, pending
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    async def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks and shut the executor down.
+
+        Args:
+            wait: wait (without blocking the loop) for running tasks to end.
+            cancel_futures: cancel the tasks that have not started; their
+                awaiters get ``PoolClosedError``.
+
+        Cancellation:
+            The executor is shut down anyway; only the wait is abandoned.
+        """
+        self._closed = True
+        if cancel_futures:
+            for future in list(self._outstanding):
+                future.cancel()
+        if wait:
+            await to_thread(self._shutdown_executor, True, cancel_futures)
+        else:
+            self._shutdown_executor(False, cancel_futures)
+
+    def _shutdown_executor(self, wait: bool, cancel_futures: bool) -> None:
+        try:
+            self._executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+        except TypeError:  # Dask's ClientExecutor.shutdown has no cancel_futures
+            self._executor.shutdown(wait=wait)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Normal exit: every submitted task finishes. An error or a
+        # cancellation: tasks not started are cancelled (DESIGN.md, "async with").
+        await self.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+
+def _run_one(fn: Callable[..., Any], args: tuple[Any, ...]) -> ChunkOutcome:
+    return run_chunk_here(fn, [args])
+
+
+def _as_futures(
+    fs: Iterable[Awaitable[T] | cf.Future[T]], loop: asyncio.AbstractEventLoop
+) -> list[asyncio.Future[T]]:
+    if isinstance(fs, cf.Future | asyncio.Future) or not hasattr(fs, "__iter__"):
+        raise TypeError(f"expected an iterable of futures, not {type(fs).__name__}")
+    futures: dict[int, asyncio.Future[T]] = {}
+    for f in fs:
+        if isinstance(f, cf.Future):
+            future: asyncio.Future[T] = asyncio.wrap_future(f, loop=loop)
+        elif asyncio.isfuture(f) or asyncio.iscoroutine(f) or hasattr(f, "__await__"):
+            future = asyncio.ensure_future(f, loop=loop)
+        else:
+            raise TypeError(f"expected futures or awaitables, got {type(f).__name__} {f!r}")
+        futures.setdefault(id(future), future)
+    return list(futures.values())
+
+
+async def _as_completed(
+    futures: list[asyncio.Future[T]], loop: asyncio.AbstractEventLoop, timeout: float | None
+) -> AsyncIterator[asyncio.Future[T]]:
+    finished: asyncio.Queue[asyncio.Future[T]] = asyncio.Queue()
+    deadline = None if timeout is None else loop.time() + timeout
+    for future in futures:
+        future.add_done_callback(finished.put_nowait)
+    try:
+        for remaining in range(len(futures), 0, -1):
+            if deadline is None:
+                yield await finished.get()
+                continue
+            try:
+                async with asyncio.timeout_at(deadline):
+                    future = await finished.get()
+            except TimeoutError:
+                raise TaskTimeoutError(
+                    f"{remaining} (of {len(futures)}) futures unfinished after {timeout:g} s"
+                ) from None
+            yield future
+    finally:
+        for future in futures:
+            future.remove_done_callback(finished.put_nowait)
+
+
+# --- map ------------------------------------------------------------------------------------------
+
+
+class _Inputs:
+    """The zipped inputs of a map, pulled a chunk at a time from sync or async iterables."""
+
+    __slots__ = ("_async", "_sync")
+
+    def __init__(self, iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...]) -> None:
+        self._sync: Iterator[tuple[Any, ...]] | None = None
+        self._async: list[AsyncIterator[Any]] | None = None
+        if all(hasattr(it, "__iter__") and not hasattr(it, "__aiter__") for it in iterables):
+            self._sync = zip(*iterables)  # type: ignore[arg-type]
+        else:
+            self._async = [_aiter(it) for it in iterables]
+
+    async def take(self, n: int) -> list[tuple[Any, ...]]:
+        if self._sync is not None:
+            return list(itertools.islice(self._sync, n))
+        assert self._async is not None
+        chunk: list[tuple[Any, ...]] = []
+        while len(chunk) < n:
+            try:
+                item = tuple([await anext(it) for it in self._async])
+            except StopAsyncIteration:
+                break
+            chunk.append(item)
+        return chunk
+
+
+async def _from_sync(iterable: Iterable[T]) -> AsyncIterator[T]:
+    for item in iterable:
+        yield item
+
+
+def _aiter(iterable: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    if hasattr(iterable, "__aiter__"):
+        return aiter(iterable)  # type: ignore[arg-type]
+    return _from_sync(iterable)  # type: ignore[arg-type]
+
+
+@final
+class MapResult(Generic[R]):
+    """The results of ``AsyncExecutor.map``: an async iterator, also awaitable as a list.
+
+    Nothing is submitted until the first result is asked for.
+    """
+
+    def __init__(
+        self,
+        executor: AsyncExecutor,
+        fn: Callable[..., R],
+        iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...],
+        ordered: bool,
+        window: int | None,
+        chunksize: int | None,
+        timeout: float | None,
+    ) -> None:
+        self._executor = executor
+        self._fn = fn
+        self._iterables = iterables
+        self._ordered = ordered
+        self._window = window
+        self._chunksize = chunksize
+        self._timeout = timeout
+        self._started_at: float | None = None
+        # The iteration itself is an async generator: async for over it runs at C speed.
+        self._results = self._run()
+
+    def __aiter__(self) -> AsyncIterator[R]:
+        return self._results
+
+    def __anext__(self) -> Awaitable[R]:
+        return self._results.__anext__()
+
+    def __await__(self) -> Generator[Any, None, list[R]]:
+        return self._collect().__await__()
+
+    async def _collect(self) -> list[R]:
+        return [result async for result in self._results]
+
+    async def aclose(self) -> None:
+        """Stop the map: cancel tasks not started, pull no more input."""
+        await self._results.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _sizer(self, workers: int) -> ChunkSizer:
+        if self._chunksize is not None or not self._executor._serialize:
+            return ChunkSizer(self._chunksize or 1)
+        length = None
+        if len(self._iterables) == 1 and hasattr(self._iterables[0], "__len__"):
+            length = len(self._iterables[0])  # type: ignore[arg-type]
+        return ChunkSizer(length=length, workers=workers)
+
+    async def _run(self) -> AsyncIterator[R]:
+        executor = self._executor
+        loop = asyncio.get_running_loop()
+        deadline = None if self._timeout is None else loop.time() + self._timeout
+        workers = executor.workers
+        window = self._window or 2 * workers
+        sizer = self._sizer(workers)
+        inputs = _Inputs(self._iterables)
+        fn = self._fn
+        pending: collections.deque[asyncio.Future[ChunkOutcome]] = collections.deque()
+        exhausted = False
+        offset = 0  # index of the next input: names a bad one in errors
+
+        async def fill() -> None:
+            nonlocal exhausted, offset
+            while not exhausted and len(pending) < window:
+                executor._check_open()
+                chunk = await inputs.take(sizer.next_size())
+                if not chunk:
+                    exhausted = True
+                    return
+                try:
+                    pending.append(executor._submit_chunk(loop, fn, chunk))
+                except SerializationError as exc:
+                    exhausted = True  # the map ends at the bad input
+                    pending.extend(self._split_bad_chunk(loop, chunk, offset, exc))
+                    return
+                offset += len(chunk)
+
+        try:
+            await fill()
+            while pending:
+                if self._ordered:
+                    head = pending[0]
+                else:
+                    head = await _first_done(pending, deadline, self._timeout)
+                try:
+                    if deadline is None:
+                        outcome = await head
+                    else:
+                        async with asyncio.timeout_at(deadline):
+                            outcome = await head
+                except TimeoutError:
+                    raise TaskTimeoutError(f"map did not finish within {self._timeout:g} s") from None
+                pending.remove(head)
+                sizer.record(len(outcome.results) + (outcome.error is not None), outcome.elapsed)
+                if outcome.error is None:
+                    await fill()
+                for result in outcome.results:
+                    yield result
+                if outcome.error is not None:
+                    raise outcome.error
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _split_bad_chunk(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        chunk: list[tuple[Any, ...]],
+        offset: int,
+        error: SerializationError,
+    ) -> list[asyncio.Future[ChunkOutcome]]:
+        """Submit the inputs before the unpicklable one; fail the map at that one."""
+        if error.argument == "the function":
+            raise error
+        futures: list[asyncio.Future[ChunkOutcome]] = []
+        for index, args in enumerate(chunk):
+            try:
+                dumps_call(self._fn, args, {})
+            except SerializationError as exc:
+                named = SerializationError(f"map input {offset + index} ({exc.argument})", exc.type, exc.reason)
+                if index:
+                    futures.append(self._executor._submit_chunk(loop, self._fn, chunk[:index]))
+                failed: asyncio.Future[ChunkOutcome] = loop.create_future()
+                failed.set_result(ChunkOutcome([], named, 0.0))
+                futures.append(failed)
+                return futures
+        raise error
+
+
+async def _first_done(
+    pending: collections.deque[asyncio.Future[ChunkOutcome]], deadline: float | None, timeout: float | None
+) -> asyncio.Future[ChunkOutcome]:
+    for future in pending:
+        if future.done():
+            return future
+    remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+    done, _ = await asyncio.wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+    if not done:
+        raise TaskTimeoutError(f"map did not finish within {timeout:g} s")
+    return next(iter(done))

@@ -1,0 +1,240 @@
+"""Calls and outcomes on the wire to another process.
+
+Theory of operation
+-------------------
+The parent pickles a call *itself*, on the caller's side, before any
+executor sees it::
+
+    parent                                   worker process
+    dumps_call(fn, args, kwargs) ─ bytes ─▶  run_call(payload)
+        │ pickle (by reference, fast)            fn(*args, **kwargs)
+        │ else cloudpickle (by value)            dumps the outcome itself
+        │ else SerializationError(which part)  ◀─ bytes ─ (ok, value | exc, tb)
+    load_outcome(bytes) → value, or raise exc from RemoteTraceback(tb)
+
+Why pickle here rather than let the executor do it:
+
+* a bad argument fails *at the call* with an error naming it, instead of
+  inside an executor's feeder thread (a hang in aiomultiprocess, a broken
+  pool elsewhere; ../shared/notes/prior-art-libs.md);
+* lambdas, closures and functions typed at a prompt go by value (cloudpickle),
+  whichever executor runs them;
+* every engine (ProcessPoolExecutor, Dask, loky) returns the same outcome:
+  the task's own exception type with the worker's traceback as ``__cause__``,
+  and an unpicklable result or exception is named, not a broken pool. A
+  failure travels as a *value*, so Dask does not log it as "Compute Failed".
+
+The executor then pickles only a ``bytes`` object, which costs a copy.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ._errors import RemoteTraceback, SerializationError, qualified_type_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+__all__ = [
+    "ChunkOutcome",
+    "dumps_call",
+    "dumps_chunk",
+    "load_chunk_outcome",
+    "load_outcome",
+    "run_call",
+    "run_chunk",
+]
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def _cloudpickle() -> Any:
+    import cloudpickle  # noqa: PLC0415 - 30 ms to import; only needed off the fast path
+
+    return cloudpickle
+
+
+def _by_value(fn: object) -> bool:
+    """Tell whether fn must travel by value: defined in ``__main__``.
+
+    By reference, ``__main__.f`` only unpickles in a child that re-imported the
+    same main module; under spawn and forkserver a REPL, ``python -c`` or a
+    prompt session has none. cloudpickle sends such functions by value.
+    """
+    return getattr(fn, "__module__", None) == "__main__"
+
+
+def _dumps(obj: object, by_value: bool) -> bytes:
+    if not by_value:
+        try:
+            return pickle.dumps(obj, _PROTOCOL)
+        except Exception:  # noqa: BLE001, S110 - any failure: retry by value, then diagnose
+            pass
+    data: bytes = _cloudpickle().dumps(obj, _PROTOCOL)
+    return data
+
+
+def _first_unpicklable(parts: Iterable[tuple[str, object]]) -> SerializationError | None:
+    for label, obj in parts:
+        try:
+            _dumps(obj, _by_value(obj))
+        except Exception as exc:  # noqa: BLE001 - every pickling failure is diagnosed the same way
+            return SerializationError(label, qualified_type_name(obj), f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
+    """Pickle a call for another process.
+
+    Raises:
+        SerializationError: the function or an argument cannot be pickled;
+            the error names which one and its type.
+    """
+    try:
+        return _dumps((fn, args, kwargs), _by_value(fn))
+    except Exception as exc:
+        parts: list[tuple[str, object]] = [("the function", fn)]
+        parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
+        parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
+        error = _first_unpicklable(parts) or SerializationError(
+            "the call", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"
+        )
+        raise error from exc
+
+
+def dumps_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> bytes:
+    """Pickle a chunk of calls of one function (a map's batch of inputs).
+
+    Raises:
+        SerializationError: as dumps_call; ``argument`` is "the function" or
+            names the item's index within the chunk ("item 3, argument 0").
+    """
+    try:
+        return _dumps((fn, chunk), _by_value(fn))
+    except Exception as exc:
+        parts: list[tuple[str, object]] = [("the function", fn)]
+        parts += [
+            (f"item {i}, argument {j}", arg) for i, args in enumerate(chunk) for j, arg in enumerate(args)
+        ]
+        error = _first_unpicklable(parts) or SerializationError(
+            "a map input", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"
+        )
+        raise error from exc
+
+
+# --- worker side: no asyncio, nothing but the call --------------------------------------------
+
+
+def _failure(exc: BaseException) -> tuple[bool, BaseException, str]:
+    tb = "".join(traceback.format_exception(exc))
+    exc.__traceback__ = None  # frames are not picklable and tb carries them as text
+    return (False, exc, f'\n"""\n{tb}"""')
+
+
+def _unpicklable(what: str, value: object, exc: Exception) -> SerializationError:
+    return SerializationError(what, qualified_type_name(value), f"{type(exc).__name__}: {exc}")
+
+
+def _dumps_outcome(outcome: tuple[bool, Any, str]) -> bytes:
+    try:
+        return _dumps(outcome, False)
+    except Exception as exc:  # noqa: BLE001 - named below, whatever went wrong
+        ok, value, tb = outcome
+        # The original traceback still travels as text: it becomes the cause.
+        error = _unpicklable("the result" if ok else "the exception", value, exc)
+        return pickle.dumps((False, error, tb), _PROTOCOL)
+
+
+def run_call(payload: bytes) -> bytes:
+    """Run a pickled call in this (worker) process; return its pickled outcome."""
+    fn, args, kwargs = pickle.loads(payload)
+    try:
+        outcome: tuple[bool, Any, str] = (True, fn(*args, **kwargs), "")
+    except BaseException as exc:  # noqa: BLE001 - every failure crosses back to the caller
+        outcome = _failure(exc)
+    return _dumps_outcome(outcome)
+
+
+def run_chunk(payload: bytes) -> bytes:
+    """Run a pickled chunk of calls; stop at the first failure.
+
+    The outcome is (results, failure or None, seconds spent): results of the
+    items before a failure are kept, so a map yields them before it raises.
+    """
+    fn, chunk = pickle.loads(payload)
+    results: list[Any] = []
+    failure = None
+    start = time.perf_counter()
+    try:
+        for args in chunk:
+            results.append(fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - every failure crosses back to the caller
+        failure = _failure(exc)
+    elapsed = time.perf_counter() - start
+    try:
+        return _dumps((results, failure, elapsed), False)
+    except Exception as exc:  # noqa: BLE001 - find the part at fault, keep the results before it
+        for i, value in enumerate(results):
+            try:
+                _dumps(value, False)
+            except Exception as item_exc:  # noqa: BLE001
+                error = _unpicklable("the result", value, item_exc)
+                return pickle.dumps((results[:i], (False, error, ""), elapsed), _PROTOCOL)
+        assert failure is not None  # the results pickle: the exception is at fault
+        error = _unpicklable("the exception", failure[1], exc)
+        return pickle.dumps((results, (False, error, failure[2]), elapsed), _PROTOCOL)
+
+
+# --- parent side --------------------------------------------------------------------------------
+
+
+def _raise_remote(exc: BaseException, tb: str) -> None:
+    if tb:
+        exc.__cause__ = RemoteTraceback(tb)
+    raise exc
+
+
+def load_outcome(data: bytes) -> Any:
+    """Return the value of a worker's outcome, or raise its exception."""
+    ok, value, tb = pickle.loads(data)
+    if ok:
+        return value
+    _raise_remote(value, tb)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class ChunkOutcome:
+    """A chunk's results, the exception that stopped it (if any), and its run time."""
+
+    __slots__ = ("elapsed", "error", "results")
+
+    def __init__(self, results: list[Any], error: BaseException | None, elapsed: float) -> None:
+        self.results = results
+        self.error = error
+        self.elapsed = elapsed
+
+
+def load_chunk_outcome(data: bytes) -> ChunkOutcome:
+    results, failure, elapsed = pickle.loads(data)
+    error = None
+    if failure is not None:
+        _, error, tb = failure
+        if tb:
+            error.__cause__ = RemoteTraceback(tb)
+    return ChunkOutcome(results, error, elapsed)
+
+
+def run_chunk_here(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> ChunkOutcome:
+    """Run a chunk in this process (a thread executor): no pickling, no remote traceback."""
+    results: list[Any] = []
+    start = time.perf_counter()
+    try:
+        for args in chunk:
+            results.append(fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - the map raises it after the results before it
+        return ChunkOutcome(results, exc, time.perf_counter() - start)
+    return ChunkOutcome(results, None, time.perf_counter() - start)
