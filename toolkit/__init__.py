@@ -1,4 +1,4 @@
-"""The multiprocessing and concurrent.futures APIs you know, awaitable, observable, and safe to cancel.
+"""The multiprocessing and concurrent.futures APIs you know: awaitable, observable, cancel-safe.
 
 Replace ``multiprocessing.X`` with ``toolkit.X``, then ``await`` the blocking
 calls. Start with ``await toolkit.to_thread(fn, ...)``,
@@ -7,29 +7,63 @@ calls. Start with ``await toolkit.to_thread(fn, ...)``,
 
 from __future__ import annotations
 
+import contextlib
 from types import ModuleType
 
-from ._context import default_start_method as default_start_method, get_context as get_context
+from ._context import default_start_method as default_start_method
+from ._context import get_context as get_context
 from ._errors import (
     ClosedError as ClosedError,
+)
+from ._errors import (
     PoolClosedError as PoolClosedError,
+)
+from ._errors import (
     QueueEmpty as QueueEmpty,
+)
+from ._errors import (
     QueueFull as QueueFull,
+)
+from ._errors import (
     RemoteTraceback as RemoteTraceback,
+)
+from ._errors import (
     SerializationError as SerializationError,
+)
+from ._errors import (
     TaskTimeoutError as TaskTimeoutError,
+)
+from ._errors import (
     ToolkitError as ToolkitError,
+)
+from ._errors import (
     WorkerDiedError as WorkerDiedError,
 )
 from ._executors import (
     ALL_COMPLETED as ALL_COMPLETED,
+)
+from ._executors import (
     FIRST_COMPLETED as FIRST_COMPLETED,
+)
+from ._executors import (
     FIRST_EXCEPTION as FIRST_EXCEPTION,
+)
+from ._executors import (
     AsyncExecutor as AsyncExecutor,
+)
+from ._executors import (
     ExecutorStats as ExecutorStats,
+)
+from ._executors import (
     MapResult as MapResult,
+)
+from ._executors import (
     shutdown_default_executors as shutdown_default_executors,
+)
+from ._executors import (
     to_process as to_process,
+)
+from ._executors import (
     to_thread as to_thread,
 )
 from ._loop import run as run
@@ -64,8 +98,6 @@ __all__ = (
 # pickle by qualified name, so toolkit.X must be importable: it is.
 for _obj in map(globals().__getitem__, __all__):
     if not isinstance(_obj, ModuleType | str) and hasattr(_obj, "__module__"):
-        try:
+        with contextlib.suppress(AttributeError, TypeError):  # builtin-backed: keeps its own
             _obj.__module__ = __name__
-        except (AttributeError, TypeError):  # a builtin-backed object; keeps its own
-            pass
 del _obj

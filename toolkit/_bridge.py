@@ -24,13 +24,13 @@ keeping loop access here keeps another loop (trio, a Proactor loop) possible.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import asyncio
     import concurrent.futures
     from collections.abc import Callable
 
@@ -77,7 +77,7 @@ class LoopBridge:
             callback, args = inbox.popleft()
             try:
                 callback(*args)
-            except BaseException as exc:  # noqa: BLE001 - one bad callback must not strand the rest
+            except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt | SystemExit):
                     raise
                 self._loop.call_exception_handler(

@@ -127,7 +127,7 @@ class SerializationError(ToolkitError, pickle.PicklingError):
         type: the qualified name of the type that could not be pickled.
     """
 
-    def __init__(self, argument: str, type: str, reason: str = "") -> None:  # noqa: A002
+    def __init__(self, argument: str, type: str, reason: str = "") -> None:
         message = f"cannot pickle {argument} (type {type})"
         if reason:
             message += f": {reason}"

@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import collections.abc
 import concurrent.futures as cf
 import contextvars
 import dataclasses
 import itertools
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, final
 
 from ._bridge import bridge_for
 from ._chunking import ChunkSizer
@@ -161,8 +162,13 @@ class _ThreadCall:
 
     __slots__ = ("args", "bridge", "context", "fn", "future", "kwargs")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: asyncio.Future[Any],
+    ) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -316,7 +322,7 @@ def _count_workers(executor: cf.Executor) -> int:
     client = getattr(executor, "_client", None)  # Dask's ClientExecutor
     if client is not None:
         try:
-            return max(1, sum(client.nthreads().values()))
+            return max(1, int(sum(client.nthreads().values())))
         except Exception:  # noqa: BLE001 - an estimate; a wrong one only costs throughput
             pass
     return os.cpu_count() or 1
@@ -414,8 +420,8 @@ class AsyncExecutor:
         self._check_open()
         if self._serialize:
             payload = dumps_call(fn, args, kwargs)
-            return self._submit(loop, load_outcome, self._timeout, run_call, payload)
-        return self._submit(loop, None, self._timeout, fn, *args, **kwargs)
+            return self._submit(loop, load_outcome, self._timeout, run_call, payload)[0]
+        return self._submit(loop, None, self._timeout, fn, *args, **kwargs)[0]
 
     async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run fn(*args, **kwargs) on the executor and return its result.
@@ -431,7 +437,20 @@ class AsyncExecutor:
             A task that has not started is cancelled; one already running runs
             to its end and its result is discarded.
         """
-        return await self.submit(fn, *args, **kwargs)
+        _check_callable(fn)
+        loop = _running_loop("run()")
+        self._check_open()
+        if self._serialize:
+            dest, source = self._submit(
+                loop, load_outcome, self._timeout, run_call, dumps_call(fn, args, kwargs)
+            )
+        else:
+            dest, source = self._submit(loop, None, self._timeout, fn, *args, **kwargs)
+        try:
+            return await dest  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            source.cancel()  # now, not one loop iteration later: a worker may be about to take it
+            raise
 
     def _check_open(self) -> None:
         if self._closed:
@@ -446,7 +465,8 @@ class AsyncExecutor:
         /,
         *args: Any,
         **kwargs: Any,
-    ) -> asyncio.Future[Any]:
+    ) -> tuple[asyncio.Future[Any], cf.Future[Any]]:
+        """Submit to the executor; return (the awaiter's future, the executor's)."""
         try:
             source = self._executor.submit(fn, *args, **kwargs)
         except cf.BrokenExecutor:
@@ -456,7 +476,7 @@ class AsyncExecutor:
             # interpreter started exiting).
             raise PoolClosedError(f"the executor was shut down: {exc}") from exc
         self._counts["submitted"] += 1
-        return self._link(loop, source, decode, timeout)
+        return self._link(loop, source, decode, timeout), source
 
     def _link(
         self,
@@ -476,7 +496,9 @@ class AsyncExecutor:
                 return
             counts["cancelled"] += 1
             if self._closed:  # shutdown(cancel_futures=True): say so, not a bare CancelledError
-                dest.set_exception(PoolClosedError("the executor was shut down before this task started"))
+                dest.set_exception(
+                    PoolClosedError("the executor was shut down before this task started")
+                )
             else:
                 dest.cancel()
 
@@ -511,7 +533,9 @@ class AsyncExecutor:
 
         def _on_dest_done(fut: asyncio.Future[Any]) -> None:
             if fut.cancelled() or isinstance(fut.exception(), TaskTimeoutError):
-                if not source.cancel() and not source.done():
+                if source.cancel():
+                    counts["cancelled"] += 1
+                elif not source.done():
                     counts["abandoned"] += 1
 
         if timeout is not None:
@@ -581,7 +605,7 @@ class AsyncExecutor:
 
     def _submit_chunk(
         self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
-    ) -> asyncio.Future[ChunkOutcome]:
+    ) -> tuple[asyncio.Future[ChunkOutcome], cf.Future[Any]]:
         if self._serialize:
             return self._submit(loop, load_chunk_outcome, None, run_chunk, dumps_chunk(fn, chunk))
         if len(chunk) == 1:
@@ -589,8 +613,8 @@ class AsyncExecutor:
         return self._submit(loop, None, None, run_chunk_here, fn, chunk)
 
     def as_completed(
-        self, fs: Iterable[Awaitable[T] | cf.Future[T]], *, timeout: float | None = None
-    ) -> AsyncIterator[asyncio.Future[T]]:
+        self, fs: Iterable[Awaitable[Any] | cf.Future[Any]], *, timeout: float | None = None
+    ) -> AsyncIterator[asyncio.Future[Any]]:
         """Yield the given futures as they finish, like ``concurrent.futures.as_completed``.
 
         Args:
@@ -609,11 +633,11 @@ class AsyncExecutor:
 
     async def wait(
         self,
-        fs: Iterable[Awaitable[T] | cf.Future[T]],
+        fs: Iterable[Awaitable[Any] | cf.Future[Any]],
         *,
         timeout: float | None = None,
         return_when: str = ALL_COMPLETED,
-    ) -> tuple[set[asyncio.Future[T]], set[asyncio.Future[T]]]:
+    ) -> tuple[set[asyncio.Future[Any]], set[asyncio.Future[Any]]]:
         """Wait for the futures, like ``concurrent.futures.wait``; return (done, not_done).
 
         Args:
@@ -625,7 +649,9 @@ class AsyncExecutor:
             Cancelling the wait leaves the futures running.
         """
         if return_when not in _RETURN_WHEN:
-            raise ValueError(f"return_when must be one of {', '.join(_RETURN_WHEN)}, not {return_when!r}")
+            raise ValueError(
+                f"return_when must be one of {', '.join(_RETURN_WHEN)}, not {return_when!r}"
+            )
         timeout = _check_timeout(timeout)
         futures = _as_futures(fs, asyncio.get_running_loop())
         if not futures:
@@ -673,6 +699,10 @@ class AsyncExecutor:
         # Normal exit: every submitted task finishes. An error or a
         # cancellation: tasks not started are cancelled (DESIGN.md, "async with").
         await self.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+
+# A task of a map: (the awaiter's future, the executor's future).
+_Pair = tuple["asyncio.Future[ChunkOutcome]", "cf.Future[Any]"]
 
 
 def _run_one(fn: Callable[..., Any], args: tuple[Any, ...]) -> ChunkOutcome:
@@ -733,7 +763,8 @@ class _Inputs:
         self._sync: Iterator[tuple[Any, ...]] | None = None
         self._async: list[AsyncIterator[Any]] | None = None
         if all(hasattr(it, "__iter__") and not hasattr(it, "__aiter__") for it in iterables):
-            self._sync = zip(*iterables)  # type: ignore[arg-type]
+            # Shortest wins, as in the builtin map().
+            self._sync = zip(*cast("tuple[Iterable[Any], ...]", iterables), strict=False)
         else:
             self._async = [_aiter(it) for it in iterables]
 
@@ -757,9 +788,9 @@ async def _from_sync(iterable: Iterable[T]) -> AsyncIterator[T]:
 
 
 def _aiter(iterable: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    if hasattr(iterable, "__aiter__"):
-        return aiter(iterable)  # type: ignore[arg-type]
-    return _from_sync(iterable)  # type: ignore[arg-type]
+    if isinstance(iterable, collections.abc.AsyncIterable):
+        return aiter(iterable)
+    return _from_sync(iterable)
 
 
 @final
@@ -829,7 +860,8 @@ class MapResult(Generic[R]):
         sizer = self._sizer(workers)
         inputs = _Inputs(self._iterables)
         fn = self._fn
-        pending: collections.deque[asyncio.Future[ChunkOutcome]] = collections.deque()
+        # (awaiter's future, executor's future): the second is cancelled synchronously on exit.
+        pending: collections.deque[_Pair] = collections.deque()
         exhausted = False
         offset = 0  # index of the next input: names a bad one in errors
 
@@ -858,12 +890,14 @@ class MapResult(Generic[R]):
                     head = await _first_done(pending, deadline, self._timeout)
                 try:
                     if deadline is None:
-                        outcome = await head
+                        outcome = await head[0]
                     else:
                         async with asyncio.timeout_at(deadline):
-                            outcome = await head
+                            outcome = await head[0]
                 except TimeoutError:
-                    raise TaskTimeoutError(f"map did not finish within {self._timeout:g} s") from None
+                    raise TaskTimeoutError(
+                        f"map did not finish within {self._timeout:g} s"
+                    ) from None
                 pending.remove(head)
                 sizer.record(len(outcome.results) + (outcome.error is not None), outcome.elapsed)
                 if outcome.error is None:
@@ -873,8 +907,9 @@ class MapResult(Generic[R]):
                 if outcome.error is not None:
                     raise outcome.error
         finally:
-            for future in pending:
-                future.cancel()
+            for dest, source in pending:
+                source.cancel()
+                dest.cancel()
 
     def _split_bad_chunk(
         self,
@@ -882,33 +917,42 @@ class MapResult(Generic[R]):
         chunk: list[tuple[Any, ...]],
         offset: int,
         error: SerializationError,
-    ) -> list[asyncio.Future[ChunkOutcome]]:
+    ) -> list[_Pair]:
         """Submit the inputs before the unpicklable one; fail the map at that one."""
         if error.argument == "the function":
             raise error
-        futures: list[asyncio.Future[ChunkOutcome]] = []
+        futures: list[_Pair] = []
         for index, args in enumerate(chunk):
             try:
                 dumps_call(self._fn, args, {})
             except SerializationError as exc:
-                named = SerializationError(f"map input {offset + index} ({exc.argument})", exc.type, exc.reason)
+                named = SerializationError(
+                    f"map input {offset + index} ({exc.argument})", exc.type, exc.reason
+                )
                 if index:
                     futures.append(self._executor._submit_chunk(loop, self._fn, chunk[:index]))
                 failed: asyncio.Future[ChunkOutcome] = loop.create_future()
                 failed.set_result(ChunkOutcome([], named, 0.0))
-                futures.append(failed)
+                placeholder: cf.Future[Any] = cf.Future()
+                placeholder.set_result(None)
+                futures.append((failed, placeholder))
                 return futures
         raise error
 
 
 async def _first_done(
-    pending: collections.deque[asyncio.Future[ChunkOutcome]], deadline: float | None, timeout: float | None
-) -> asyncio.Future[ChunkOutcome]:
-    for future in pending:
-        if future.done():
-            return future
+    pending: collections.deque[_Pair], deadline: float | None, timeout: float | None
+) -> _Pair:
+    for pair in pending:
+        if pair[0].done():
+            return pair
     remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-    done, _ = await asyncio.wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+    done, _ = await asyncio.wait(
+        [pair[0] for pair in pending], timeout=remaining, return_when=FIRST_COMPLETED
+    )
     if not done:
         raise TaskTimeoutError(f"map did not finish within {timeout:g} s")
-    return next(iter(done))
+    for pair in pending:
+        if pair[0] in done:
+            return pair
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -42,7 +42,7 @@ def loop_factory(uvloop: bool | None = None) -> Callable[[], asyncio.AbstractEve
     if uvloop is False or (uvloop is None and not uvloop_available()):
         return asyncio.new_event_loop
     try:
-        import uvloop as _uvloop  # noqa: PLC0415 - an optional engine, imported on demand
+        import uvloop as _uvloop
     except ImportError as exc:
         raise ImportError(
             "uvloop=True but uvloop is not installed: pip install 'toolkit[uvloop]'"
@@ -72,7 +72,7 @@ def run(
     """
     if not asyncio.iscoroutine(main):
         raise TypeError(f"run() needs a coroutine, not {type(main).__name__}")
-    from ._executors import shutdown_default_executors  # noqa: PLC0415 - avoids an import cycle
+    from ._executors import shutdown_default_executors
 
     with asyncio.Runner(debug=debug, loop_factory=loop_factory(uvloop)) as runner:
         try:

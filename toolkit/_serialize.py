@@ -53,7 +53,7 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 def _cloudpickle() -> Any:
-    import cloudpickle  # noqa: PLC0415 - 30 ms to import; only needed off the fast path
+    import cloudpickle
 
     return cloudpickle
 
@@ -72,7 +72,7 @@ def _dumps(obj: object, by_value: bool) -> bytes:
     if not by_value:
         try:
             return pickle.dumps(obj, _PROTOCOL)
-        except Exception:  # noqa: BLE001, S110 - any failure: retry by value, then diagnose
+        except Exception:  # noqa: BLE001 - any failure: retry by value, then diagnose
             pass
     data: bytes = _cloudpickle().dumps(obj, _PROTOCOL)
     return data
@@ -83,7 +83,9 @@ def _first_unpicklable(parts: Iterable[tuple[str, object]]) -> SerializationErro
         try:
             _dumps(obj, _by_value(obj))
         except Exception as exc:  # noqa: BLE001 - every pickling failure is diagnosed the same way
-            return SerializationError(label, qualified_type_name(obj), f"{type(exc).__name__}: {exc}")
+            return SerializationError(
+                label, qualified_type_name(obj), f"{type(exc).__name__}: {exc}"
+            )
     return None
 
 
@@ -118,7 +120,9 @@ def dumps_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> bytes:
     except Exception as exc:
         parts: list[tuple[str, object]] = [("the function", fn)]
         parts += [
-            (f"item {i}, argument {j}", arg) for i, args in enumerate(chunk) for j, arg in enumerate(args)
+            (f"item {i}, argument {j}", arg)
+            for i, args in enumerate(chunk)
+            for j, arg in enumerate(args)
         ]
         error = _first_unpicklable(parts) or SerializationError(
             "a map input", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"

@@ -60,6 +60,7 @@ class ThreadCache:
         self._name = name
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._quiet = threading.Condition(self._lock)  # notified when no job is running
         self._threads: set[threading.Thread] = set()
         self._idle = 0
         self._busy = 0
@@ -77,6 +78,11 @@ class ThreadCache:
     def threads(self) -> list[threading.Thread]:
         with self._lock:
             return list(self._threads)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no job is running; return False if timeout expired first."""
+        with self._lock:
+            return self._quiet.wait_for(lambda: self._busy == 0, timeout)
 
     def submit(self, job: Callable[[], None]) -> None:
         """Queue a job; start a thread for it if none is idle and there is room.
@@ -128,6 +134,8 @@ class ThreadCache:
                     with lock:
                         self._busy -= 1
                         self._idle += 1
+                        if self._busy == 0:
+                            self._quiet.notify_all()
         finally:
             with lock:
                 self._threads.discard(me)

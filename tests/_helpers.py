@@ -1,0 +1,72 @@
+"""Picklable, top-level functions for worker processes and threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int = 0) -> int:
+    return a + b
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+class CustomError(Exception):
+    """An exception type of the tests' own, to check that types survive."""
+
+
+def fail(message: str) -> None:
+    raise CustomError(message)
+
+
+def fail_on(bad: int, x: int) -> int:
+    if x == bad:
+        raise CustomError(f"bad input {x}")
+    return x
+
+
+def return_lock() -> object:
+    return threading.Lock()
+
+
+class Unpicklable(Exception):
+    def __reduce__(self) -> Any:
+        raise TypeError("this exception refuses to be pickled")
+
+
+def raise_unpicklable() -> None:
+    raise Unpicklable("boom")
+
+
+def sleep_then(seconds: float, value: Any = None) -> Any:
+    time.sleep(seconds)
+    return value
+
+
+def append_line(path: str, text: str) -> str:
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(text + "\n")
+    return text
+
+
+def wait_for_file(path: str, timeout: float = 30.0) -> bool:
+    """Block until path exists (a cross-process gate without shared objects)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True

@@ -1,0 +1,87 @@
+"""Shared fixtures: both event loops, start methods, a guard against leaked children and threads."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+import toolkit
+from toolkit import _executors
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from multiprocessing.context import BaseContext
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - the dev extra installs it
+    uvloop = None  # type: ignore[assignment]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every async test on asyncio's loop and on uvloop."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    if uvloop is not None:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+# Threads that outlive a test by design, by name prefix: the default
+# to_thread cache keeps idle threads for 10 s (checked idle below), and
+# Dask's module-scoped cluster starts helper threads lazily.
+_LONG_LIVED = ("toolkit-to_thread", "Dask-", "TCP-Executor", "IO loop", "Profile", "AsyncProcess")
+
+# Grace for threads and processes that are past their last statement when the test returns.
+_GRACE = 2.0
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves child processes, extra threads, or to_thread work running."""
+    threads_before = set(threading.enumerate())
+    children_before = set(multiprocessing.active_children())
+    yield
+    problems: list[str] = []
+    cache = _executors._default_threads
+    if cache is not None and not cache.wait_idle(_GRACE):
+        problems.append("a to_thread call is still running")
+    for thread in set(threading.enumerate()) - threads_before:
+        if thread.name.startswith(_LONG_LIVED):
+            continue
+        thread.join(_GRACE)
+        if thread.is_alive():
+            problems.append(f"thread left running: {thread!r}")
+    for child in set(multiprocessing.active_children()) - children_before:
+        child.join(_GRACE)
+        if child.is_alive():
+            problems.append(f"child process left running: {child!r}")
+            child.kill()
+            child.join()
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def default_executors() -> Iterator[None]:
+    """For tests of to_process: shut the default process pool down afterwards."""
+    yield
+    asyncio.run(toolkit.shutdown_default_executors())
+
+
+# forkserver (the toolkit's default on Linux) and spawn (macOS, Windows).
+# fork is left out: forking a process that runs threads is what 3.14 moved away from.
+START_METHODS = ["forkserver", "spawn"]
+
+
+@pytest.fixture(params=START_METHODS)
+def mp_context(request: pytest.FixtureRequest) -> BaseContext:
+    context: BaseContext = multiprocessing.get_context(request.param)
+    return context
