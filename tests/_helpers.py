@@ -70,3 +70,10 @@ def wait_for_file(path: str, timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def mark_then_wait(started: str, gate: str, timeout: float = 30.0) -> bool:
+    """Say "I am running" by creating started, then block until gate exists."""
+    with open(started, "w", encoding="utf-8"):
+        pass
+    return wait_for_file(gate, timeout)

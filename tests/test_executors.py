@@ -167,19 +167,37 @@ async def test_timeout_raises_task_timeout_error(thread_executor: toolkit.AsyncE
     release.set()
 
 
+async def _occupy(
+    executor: toolkit.AsyncExecutor, tmp_path: Path, n: int
+) -> list[asyncio.Future[bool]]:
+    """Submit n blockers (gate: tmp_path/gate); return once `workers` of them are running.
+
+    A ProcessPoolExecutor also moves up to workers + 1 waiting tasks into its
+    call queue, where they can no longer be cancelled: pass n >= 2 * workers + 2
+    for a task submitted afterwards to stay cancellable.
+    """
+    gate = str(tmp_path / "gate")
+    busy = [
+        executor.submit(_helpers.mark_then_wait, str(tmp_path / f"started-{i}"), gate)
+        for i in range(n)
+    ]
+    for i in range(executor.workers):
+        assert await toolkit.to_thread(_helpers.wait_for_file, str(tmp_path / f"started-{i}"))
+    return busy
+
+
 async def test_cancel_before_start_never_runs(
     executor: toolkit.AsyncExecutor, tmp_path: Path
 ) -> None:
-    gate, log = tmp_path / "gate", tmp_path / "log"
-    busy = [executor.submit(_helpers.wait_for_file, str(gate)) for _ in range(2)]
+    log = tmp_path / "log"
+    busy = await _occupy(executor, tmp_path, 2 * executor.workers + 2)
     queued = executor.submit(_helpers.append_line, str(log), "queued ran")
-    task = asyncio.ensure_future(queued)
     await asyncio.sleep(0)
-    task.cancel()
+    queued.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    gate.touch()
-    assert await asyncio.gather(*busy) == [True, True]
+        await queued
+    (tmp_path / "gate").touch()
+    assert all(await asyncio.gather(*busy))
     assert await executor.run(_helpers.append_line, str(log), "after") == "after"
     assert log.read_text() == "after\n"
     assert executor.stats().cancelled == 1
@@ -293,7 +311,7 @@ async def test_map_pulls_input_lazily(executor: toolkit.AsyncExecutor) -> None:
             if result >= 100 * 100:
                 break
     # A bounded window: at most window x (largest chunk) inputs beyond those consumed.
-    assert 101 <= pulled <= 101 + 4 * 8192
+    assert 101 <= pulled <= 101 + 5 * 2048  # window + the chunk being yielded
 
 
 async def test_map_stopped_early_cancels_queued_tasks(
@@ -418,17 +436,16 @@ async def test_shutdown_of_the_executor_behind_the_facade(
 async def test_shutdown_cancel_futures_fails_queued_tasks(
     executor: toolkit.AsyncExecutor, tmp_path: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    running = [executor.submit(_helpers.wait_for_file, str(gate)) for _ in range(2)]
-    await asyncio.sleep(0.2)  # not a gate: queued-vs-started is decided by the executor either way
+    running = await _occupy(executor, tmp_path, 2 * executor.workers + 2)
     queued = [executor.submit(_helpers.square, i) for i in range(5)]
     shutdown = asyncio.ensure_future(executor.shutdown(wait=True, cancel_futures=True))
     await asyncio.sleep(0)
-    gate.touch()
+    (tmp_path / "gate").touch()
     await shutdown
     outcomes = await asyncio.gather(*queued, return_exceptions=True)
-    assert any(isinstance(o, toolkit.PoolClosedError) for o in outcomes)
-    assert await asyncio.gather(*running) == [True, True]
+    assert all(isinstance(o, toolkit.PoolClosedError) for o in outcomes), outcomes
+    blockers = await asyncio.gather(*running, return_exceptions=True)
+    assert blockers[: executor.workers] == [True] * executor.workers
 
 
 async def test_async_with_waits_for_every_task() -> None:

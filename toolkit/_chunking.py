@@ -40,7 +40,7 @@ class ChunkSizer:
         fixed: int | None = None,
         *,
         target: float = 0.02,
-        maximum: int = 8192,
+        maximum: int = 2048,
         growth: float = 4.0,
         length: int | None = None,
         workers: int = 1,

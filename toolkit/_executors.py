@@ -42,6 +42,7 @@ import dataclasses
 import itertools
 import os
 import threading
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, final
 
 from ._bridge import bridge_for
@@ -472,8 +473,10 @@ class AsyncExecutor:
         except cf.BrokenExecutor:
             raise
         except RuntimeError as exc:
-            # What concurrent.futures raises after shutdown() (and after the
-            # interpreter started exiting).
+            # concurrent.futures says "cannot schedule new futures after
+            # [interpreter] shutdown"; any other RuntimeError is not ours to rename.
+            if "shutdown" not in str(exc):
+                raise
             raise PoolClosedError(f"the executor was shut down: {exc}") from exc
         self._counts["submitted"] += 1
         return self._link(loop, source, decode, timeout), source
@@ -604,13 +607,12 @@ class AsyncExecutor:
         return MapResult(self, fn, iterables, ordered, window, chunksize, timeout)
 
     def _submit_chunk(
-        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[Any], star: bool
     ) -> tuple[asyncio.Future[ChunkOutcome], cf.Future[Any]]:
         if self._serialize:
-            return self._submit(loop, load_chunk_outcome, None, run_chunk, dumps_chunk(fn, chunk))
-        if len(chunk) == 1:
-            return self._submit(loop, None, None, _run_one, fn, chunk[0])
-        return self._submit(loop, None, None, run_chunk_here, fn, chunk)
+            payload = dumps_chunk(fn, chunk, star)
+            return self._submit(loop, load_chunk_outcome, None, run_chunk, payload)
+        return self._submit(loop, None, None, run_chunk_here, fn, chunk, star)
 
     def as_completed(
         self, fs: Iterable[Awaitable[Any] | cf.Future[Any]], *, timeout: float | None = None
@@ -701,12 +703,13 @@ class AsyncExecutor:
         await self.shutdown(wait=True, cancel_futures=exc_type is not None)
 
 
+# While yielding one chunk's results, a map looks at the clock every
+# _YIELD_EVERY results and hands the loop back once it held it _HOLD_AT_MOST.
+_YIELD_EVERY = 256
+_HOLD_AT_MOST = 0.001
+
 # A task of a map: (the awaiter's future, the executor's future).
 _Pair = tuple["asyncio.Future[ChunkOutcome]", "cf.Future[Any]"]
-
-
-def _run_one(fn: Callable[..., Any], args: tuple[Any, ...]) -> ChunkOutcome:
-    return run_chunk_here(fn, [args])
 
 
 def _as_futures(
@@ -755,30 +758,36 @@ async def _as_completed(
 
 
 class _Inputs:
-    """The zipped inputs of a map, pulled a chunk at a time from sync or async iterables."""
+    """The inputs of a map, pulled a chunk at a time from sync or async iterables.
 
-    __slots__ = ("_async", "_sync")
+    With one iterable a chunk is a list of items (fn(item): no tuple per
+    input); with several it is a list of argument tuples, zipped.
+    """
+
+    __slots__ = ("_async", "_sync", "star")
 
     def __init__(self, iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...]) -> None:
-        self._sync: Iterator[tuple[Any, ...]] | None = None
+        self._sync: Iterator[Any] | None = None
         self._async: list[AsyncIterator[Any]] | None = None
-        if all(hasattr(it, "__iter__") and not hasattr(it, "__aiter__") for it in iterables):
+        self.star = len(iterables) > 1
+        if not any(isinstance(it, collections.abc.AsyncIterable) for it in iterables):
+            sync = cast("tuple[Iterable[Any], ...]", iterables)
             # Shortest wins, as in the builtin map().
-            self._sync = zip(*cast("tuple[Iterable[Any], ...]", iterables), strict=False)
+            self._sync = zip(*sync, strict=False) if self.star else iter(sync[0])
         else:
             self._async = [_aiter(it) for it in iterables]
 
-    async def take(self, n: int) -> list[tuple[Any, ...]]:
+    async def take(self, n: int) -> list[Any]:
         if self._sync is not None:
             return list(itertools.islice(self._sync, n))
         assert self._async is not None
-        chunk: list[tuple[Any, ...]] = []
+        chunk: list[Any] = []
         while len(chunk) < n:
             try:
                 item = tuple([await anext(it) for it in self._async])
             except StopAsyncIteration:
                 break
-            chunk.append(item)
+            chunk.append(item if self.star else item[0])
         return chunk
 
 
@@ -874,10 +883,10 @@ class MapResult(Generic[R]):
                     exhausted = True
                     return
                 try:
-                    pending.append(executor._submit_chunk(loop, fn, chunk))
+                    pending.append(executor._submit_chunk(loop, fn, chunk, inputs.star))
                 except SerializationError as exc:
                     exhausted = True  # the map ends at the bad input
-                    pending.extend(self._split_bad_chunk(loop, chunk, offset, exc))
+                    pending.extend(self._split_bad_chunk(loop, chunk, inputs.star, offset, exc))
                     return
                 offset += len(chunk)
 
@@ -902,8 +911,16 @@ class MapResult(Generic[R]):
                 sizer.record(len(outcome.results) + (outcome.error is not None), outcome.elapsed)
                 if outcome.error is None:
                     await fill()
-                for result in outcome.results:
-                    yield result
+                results = outcome.results
+                suspended = perf_counter()
+                for start in range(0, len(results), _YIELD_EVERY):
+                    if start and perf_counter() - suspended > _HOLD_AT_MOST:
+                        # A consumer that never awaits would otherwise hold the
+                        # loop for a whole chunk (thousands of results).
+                        await asyncio.sleep(0)
+                        suspended = perf_counter()
+                    for result in results[start : start + _YIELD_EVERY]:
+                        yield result
                 if outcome.error is not None:
                     raise outcome.error
         finally:
@@ -914,7 +931,8 @@ class MapResult(Generic[R]):
     def _split_bad_chunk(
         self,
         loop: asyncio.AbstractEventLoop,
-        chunk: list[tuple[Any, ...]],
+        chunk: list[Any],
+        star: bool,
         offset: int,
         error: SerializationError,
     ) -> list[_Pair]:
@@ -922,15 +940,17 @@ class MapResult(Generic[R]):
         if error.argument == "the function":
             raise error
         futures: list[_Pair] = []
-        for index, args in enumerate(chunk):
+        for index, item in enumerate(chunk):
             try:
-                dumps_call(self._fn, args, {})
+                dumps_call(self._fn, item if star else (item,), {})
             except SerializationError as exc:
                 named = SerializationError(
                     f"map input {offset + index} ({exc.argument})", exc.type, exc.reason
                 )
                 if index:
-                    futures.append(self._executor._submit_chunk(loop, self._fn, chunk[:index]))
+                    futures.append(
+                        self._executor._submit_chunk(loop, self._fn, chunk[:index], star)
+                    )
                 failed: asyncio.Future[ChunkOutcome] = loop.create_future()
                 failed.set_result(ChunkOutcome([], named, 0.0))
                 placeholder: cf.Future[Any] = cf.Future()

@@ -108,22 +108,29 @@ def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[st
         raise error from exc
 
 
-def dumps_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> bytes:
+def dumps_chunk(fn: Callable[..., Any], chunk: list[Any], star: bool) -> bytes:
     """Pickle a chunk of calls of one function (a map's batch of inputs).
+
+    Args:
+        star: each item is a tuple of arguments (fn(*item)); otherwise each
+            item is the one argument (fn(item)), which saves a tuple per input.
 
     Raises:
         SerializationError: as dumps_call; ``argument`` is "the function" or
-            names the item's index within the chunk ("item 3, argument 0").
+            names the item within the chunk ("item 3", "item 3, argument 0").
     """
     try:
-        return _dumps((fn, chunk), _by_value(fn))
+        return _dumps((fn, chunk, star), _by_value(fn))
     except Exception as exc:
         parts: list[tuple[str, object]] = [("the function", fn)]
-        parts += [
-            (f"item {i}, argument {j}", arg)
-            for i, args in enumerate(chunk)
-            for j, arg in enumerate(args)
-        ]
+        if star:
+            parts += [
+                (f"item {i}, argument {j}", arg)
+                for i, args in enumerate(chunk)
+                for j, arg in enumerate(args)
+            ]
+        else:
+            parts += [(f"item {i}", item) for i, item in enumerate(chunk)]
         error = _first_unpicklable(parts) or SerializationError(
             "a map input", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"
         )
@@ -163,19 +170,28 @@ def run_call(payload: bytes) -> bytes:
     return _dumps_outcome(outcome)
 
 
+def _run_items(fn: Callable[..., Any], chunk: list[Any], star: bool, results: list[Any]) -> None:
+    append = results.append  # appended one by one: a failure keeps the results before it
+    if star:
+        for args in chunk:
+            append(fn(*args))
+    else:
+        for item in chunk:
+            append(fn(item))
+
+
 def run_chunk(payload: bytes) -> bytes:
     """Run a pickled chunk of calls; stop at the first failure.
 
     The outcome is (results, failure or None, seconds spent): results of the
     items before a failure are kept, so a map yields them before it raises.
     """
-    fn, chunk = pickle.loads(payload)
+    fn, chunk, star = pickle.loads(payload)
     results: list[Any] = []
     failure = None
     start = time.perf_counter()
     try:
-        for args in chunk:
-            results.append(fn(*args))
+        _run_items(fn, chunk, star, results)
     except BaseException as exc:  # noqa: BLE001 - every failure crosses back to the caller
         failure = _failure(exc)
     elapsed = time.perf_counter() - start
@@ -232,13 +248,12 @@ def load_chunk_outcome(data: bytes) -> ChunkOutcome:
     return ChunkOutcome(results, error, elapsed)
 
 
-def run_chunk_here(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> ChunkOutcome:
+def run_chunk_here(fn: Callable[..., Any], chunk: list[Any], star: bool) -> ChunkOutcome:
     """Run a chunk in this process (a thread executor): no pickling, no remote traceback."""
     results: list[Any] = []
     start = time.perf_counter()
     try:
-        for args in chunk:
-            results.append(fn(*args))
+        _run_items(fn, chunk, star, results)
     except BaseException as exc:  # noqa: BLE001 - the map raises it after the results before it
         return ChunkOutcome(results, exc, time.perf_counter() - start)
     return ChunkOutcome(results, None, time.perf_counter() - start)

@@ -1,0 +1,1 @@
+"""Comparative benchmarks: ``make bench`` (or ``python -m benchmarks``); see docs/benchmarks.md."""

@@ -1,0 +1,26 @@
+"""python -m benchmarks [--quick] [NAME ...]: run the benchmarks, print Markdown tables."""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import bench_map, bench_to_thread
+from benchmarks._util import machine
+
+BENCHMARKS = {"to_thread": bench_to_thread.run, "map": bench_map.run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument(
+        "names", nargs="*", choices=[*BENCHMARKS, []], help="which ones (default: all)"
+    )
+    options = parser.parse_args()
+    print(f"Machine: {machine()}\n")
+    for name in options.names or BENCHMARKS:
+        print(BENCHMARKS[name](quick=options.quick))
+
+
+if __name__ == "__main__":
+    main()
