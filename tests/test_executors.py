@@ -550,3 +550,76 @@ async def test_to_process_runs_lambdas(default_executors: None) -> None:
     assert await toolkit.to_process(_helpers.add, 1, b=2) == 3
     with pytest.raises(_helpers.CustomError):
         await toolkit.to_process(_helpers.fail, "x")
+
+
+# --- edge cases found while writing the docs -------------------------------------------------
+
+
+async def test_wait_and_as_completed_accept_a_zero_timeout(
+    thread_executor: toolkit.AsyncExecutor,
+) -> None:
+    release = threading.Event()
+    done = thread_executor.submit(_helpers.square, 3)
+    await done
+    stuck = thread_executor.submit(release.wait, 10)
+    finished, pending = await thread_executor.wait([done, stuck], timeout=0)
+    assert (finished, pending) == ({done}, {stuck})
+    seen = []
+    with pytest.raises(toolkit.TaskTimeoutError):
+        async for future in thread_executor.as_completed([done, stuck], timeout=0):
+            seen.append(future)
+    assert seen == [done]
+    release.set()
+    await stuck
+
+
+async def test_map_timeout_runs_from_the_call(thread_executor: toolkit.AsyncExecutor) -> None:
+    release = threading.Event()
+    results = thread_executor.map(release.wait, [10], timeout=0.05)
+    await toolkit.to_thread(threading.Event().wait, 0.1)  # the deadline passes before iterating
+    with pytest.raises(toolkit.TaskTimeoutError):
+        await results
+    release.set()
+
+
+async def test_stats_count_every_task_once(thread_executor: toolkit.AsyncExecutor) -> None:
+    with pytest.raises(_helpers.CustomError):
+        await thread_executor.map(_helpers.fail_on, [3] * 6, range(6))
+    results = thread_executor.map(_helpers.square, range(40), window=4)
+    async for value in results:
+        if value == 9:
+            break
+    await results.aclose()
+    await thread_executor.shutdown(wait=True)
+    stats = thread_executor.stats()
+    assert stats.failed == 1
+    assert stats.submitted == stats.completed + stats.failed + stats.cancelled
+
+
+async def test_cancelling_a_submitted_future_cancels_the_task_at_once(
+    thread_executor: toolkit.AsyncExecutor,
+) -> None:
+    release = threading.Event()
+    blockers = [thread_executor.submit(release.wait, 10) for _ in range(2)]
+    queued = thread_executor.submit(_helpers.square, 2)
+    assert queued.cancel()
+    release.set()  # no loop iteration between the cancel and the workers going free
+    await asyncio.gather(*blockers)
+    assert thread_executor.stats().cancelled == 1
+
+
+def test_run_refuses_a_running_loop() -> None:
+    async def inner() -> None:
+        return None
+
+    async def outer() -> None:
+        with pytest.raises(RuntimeError, match="running event loop"):
+            toolkit.run(inner())
+
+    toolkit.run(outer(), uvloop=False)
+
+
+def test_run_leaves_no_thread_after_to_process() -> None:
+    before = set(threading.enumerate())
+    assert toolkit.run(toolkit.to_process(abs, -3)) == 3
+    assert set(threading.enumerate()) - before == set()

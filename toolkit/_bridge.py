@@ -69,6 +69,7 @@ class LoopBridge:
             self._loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed; nothing can be delivered any more
             self._inbox.clear()
+            self._scheduled = False
 
     def _drain(self) -> None:
         self._scheduled = False  # first: see the module docstring

@@ -70,5 +70,5 @@ class ChunkSizer:
         # Smooth: one odd chunk (a GC pause, a cold cache) must not swing the size.
         self._per_item = per_item if self._per_item is None else 0.5 * (self._per_item + per_item)
         ideal = self._target / self._per_item
-        limit = self._size * self._growth
+        limit = math.ceil(self._size * self._growth)  # ceil: from 1, growth 1.5 must still grow
         self._size = max(1, min(self._maximum, int(min(ideal, limit))))

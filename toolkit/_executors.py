@@ -101,13 +101,14 @@ def _check_callable(fn: object) -> None:
         raise TypeError(f"expected a callable, got {type(fn).__name__} {fn!r}")
 
 
-def _check_timeout(timeout: object, name: str = "timeout") -> float | None:
+def _check_timeout(timeout: object, *, allow_zero: bool = False) -> float | None:
+    """Validate a timeout; 0 means "poll" where the stdlib allows it (wait, as_completed)."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"{name} must be a number of seconds or None, not {timeout!r}")
-    if not timeout > 0:  # also rejects NaN
-        raise ValueError(f"{name} must be > 0, not {timeout!r}")
+        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    if not (timeout >= 0 if allow_zero else timeout > 0):  # also rejects NaN
+        raise ValueError(f"timeout must be {'>= 0' if allow_zero else '> 0'}, not {timeout!r}")
     return float(timeout)
 
 
@@ -247,34 +248,53 @@ async def to_process(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -
     return await _process_executor().run(fn, *args, **kwargs)
 
 
+async def _in_own_thread(fn: Callable[[], object], name: str) -> None:
+    """Run a blocking call in a thread of its own, without blocking the loop.
+
+    For shutting the default executors down: ``to_thread`` would start a new
+    thread cache just as the old one goes away, and a cache cannot join its
+    own threads from one of them.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    bridge = bridge_for(loop)
+    failure: list[BaseException] = []
+
+    def _run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the loop below
+            failure.append(exc)
+        finally:
+            bridge.post(_set_result, done, None)
+
+    thread = threading.Thread(target=_run, name=name, daemon=True)
+    thread.start()
+    await done  # cancelled: the daemon thread finishes the shutdown on its own
+    thread.join()  # past its last statement: returns at once
+    if failure:
+        raise failure[0]
+
+
 async def shutdown_default_executors() -> None:
     """Shut down the executors behind ``to_thread`` and ``to_process``.
 
-    ``toolkit.run`` calls this on its way out. The next call to either
-    function starts fresh ones.
+    ``toolkit.run`` calls this on its way out; call it yourself before a loop
+    you run another way closes, so that no worker thread or process outlives
+    it. The next call to either function starts fresh ones.
+
+    Cancellation:
+        The executors are shut down anyway; only the wait is abandoned.
     """
     global _default_threads, _default_process
     with _defaults_lock:
         cache, _default_threads = _default_threads, None
         process, _default_process = _default_process, None
     if process is not None:
-        await process.shutdown(wait=True)
+        process._closed = True
+        await _in_own_thread(lambda: process._shutdown_executor(True, False), "toolkit-shutdown")
     if cache is not None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        bridge = bridge_for(loop)
-
-        def _join() -> None:
-            try:
-                cache.shutdown(wait=True)
-            finally:
-                bridge.post(_set_result, done, None)
-
-        # A plain thread: the cache cannot join its own threads from one of them.
-        joiner = threading.Thread(target=_join, name="toolkit-shutdown", daemon=True)
-        joiner.start()
-        await done
-        joiner.join()  # it is past its last statement: returns at once
+        await _in_own_thread(cache.shutdown, "toolkit-shutdown")
 
 
 def _forget_defaults_in_child() -> None:
@@ -290,6 +310,23 @@ if hasattr(os, "register_at_fork"):
 
 
 # --- AsyncExecutor --------------------------------------------------------------------------------
+
+
+class _TaskFuture(asyncio.Future[T]):
+    """The future ``submit`` returns: cancelling it cancels the executor's task at once.
+
+    A done-callback would do it one loop iteration later, long enough for a
+    worker to take the task.
+    """
+
+    def __init__(self, source: cf.Future[T], *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._source = source
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not self.done():
+            self._source.cancel()
+        return super().cancel(msg)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -488,7 +525,7 @@ class AsyncExecutor:
         decode: Callable[[Any], Any] | None,
         timeout: float | None,
     ) -> asyncio.Future[Any]:
-        dest: asyncio.Future[Any] = loop.create_future()
+        dest: asyncio.Future[Any] = _TaskFuture(source, loop=loop)
         bridge = bridge_for(loop)
         outstanding = self._outstanding
         outstanding.add(source)
@@ -506,9 +543,14 @@ class AsyncExecutor:
                 dest.cancel()
 
         def _deliver(ok: bool, value: Any) -> None:
+            # Counted even when nobody waits any more: the task did run.
+            if ok and isinstance(value, ChunkOutcome) and value.error is not None:
+                ok_count = False  # a map chunk that stopped at a failing item
+            else:
+                ok_count = ok
+            counts["completed" if ok_count else "failed"] += 1
             if dest.done():
                 return
-            counts["completed" if ok else "failed"] += 1
             if ok:
                 dest.set_result(value)
             else:
@@ -600,7 +642,7 @@ class AsyncExecutor:
                 raise TypeError(f"map() arguments must be iterable, not {type(iterable).__name__}")
         window = _check_positive_int(window, "window")
         chunksize = _check_positive_int(chunksize, "chunksize")
-        timeout = _check_timeout(timeout)
+        timeout = _check_timeout(timeout, allow_zero=True)
         if not isinstance(ordered, bool):
             raise TypeError(f"ordered must be a bool, not {ordered!r}")
         self._check_open()
@@ -628,10 +670,11 @@ class AsyncExecutor:
         Cancellation:
             Stopping the iteration leaves the futures running.
         """
-        timeout = _check_timeout(timeout)
+        timeout = _check_timeout(timeout, allow_zero=True)
         loop = _running_loop("as_completed()")
         futures = _as_futures(fs, loop)
-        return _as_completed(futures, loop, timeout)
+        deadline = None if timeout is None else loop.time() + timeout
+        return _as_completed(futures, deadline, timeout)
 
     async def wait(
         self,
@@ -654,7 +697,7 @@ class AsyncExecutor:
             raise ValueError(
                 f"return_when must be one of {', '.join(_RETURN_WHEN)}, not {return_when!r}"
             )
-        timeout = _check_timeout(timeout)
+        timeout = _check_timeout(timeout, allow_zero=True)
         futures = _as_futures(fs, asyncio.get_running_loop())
         if not futures:
             return set(), set()
@@ -730,14 +773,19 @@ def _as_futures(
 
 
 async def _as_completed(
-    futures: list[asyncio.Future[T]], loop: asyncio.AbstractEventLoop, timeout: float | None
+    futures: list[asyncio.Future[T]], deadline: float | None, timeout: float | None
 ) -> AsyncIterator[asyncio.Future[T]]:
     finished: asyncio.Queue[asyncio.Future[T]] = asyncio.Queue()
-    deadline = None if timeout is None else loop.time() + timeout
     for future in futures:
-        future.add_done_callback(finished.put_nowait)
+        if future.done():  # yielded first, even with timeout=0 (a poll)
+            finished.put_nowait(future)
+        else:
+            future.add_done_callback(finished.put_nowait)
     try:
         for remaining in range(len(futures), 0, -1):
+            if not finished.empty():
+                yield finished.get_nowait()
+                continue
             if deadline is None:
                 yield await finished.get()
                 continue
@@ -826,7 +874,7 @@ class MapResult(Generic[R]):
         self._window = window
         self._chunksize = chunksize
         self._timeout = timeout
-        self._started_at: float | None = None
+        self._called_at = perf_counter()  # the timeout runs from the call, as in the stdlib
         # The iteration itself is an async generator: async for over it runs at C speed.
         self._results = self._run()
 
@@ -863,7 +911,9 @@ class MapResult(Generic[R]):
     async def _run(self) -> AsyncIterator[R]:
         executor = self._executor
         loop = asyncio.get_running_loop()
-        deadline = None if self._timeout is None else loop.time() + self._timeout
+        deadline = None
+        if self._timeout is not None:
+            deadline = loop.time() + self._timeout - (perf_counter() - self._called_at)
         workers = executor.workers
         window = self._window or 2 * workers
         sizer = self._sizer(workers)

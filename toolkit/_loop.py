@@ -72,9 +72,23 @@ def run(
     """
     if not asyncio.iscoroutine(main):
         raise TypeError(f"run() needs a coroutine, not {type(main).__name__}")
-    from ._executors import shutdown_default_executors
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        main.close()  # never awaited: say so here, not in a RuntimeWarning
+        raise RuntimeError(
+            "toolkit.run() cannot be called from a running event loop; await the coroutine"
+        )
+    from ._executors import shutdown_default_executors  # here: _executors imports _loop
 
-    with asyncio.Runner(debug=debug, loop_factory=loop_factory(uvloop)) as runner:
+    try:
+        factory = loop_factory(uvloop)
+    except (TypeError, ImportError):
+        main.close()
+        raise
+    with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
         try:
             return runner.run(main)
         finally:

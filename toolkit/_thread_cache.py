@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -114,31 +115,34 @@ class ThreadCache:
         me = threading.current_thread()
         get = self._queue.get
         lock = self._lock
-        try:
-            while True:
-                try:
-                    job = get(timeout=self._idle_timeout)
-                except queue.Empty:
-                    with lock:
-                        if self._idle > 0 and self._queue.empty():
-                            self._idle -= 1
-                            return
-                    continue  # our idle token was claimed: a job is on its way
-                if job is None:  # shutdown sentinel
-                    return
+        while True:
+            try:
+                job = get(timeout=self._idle_timeout)
+            except queue.Empty:
                 with lock:
-                    self._busy += 1
-                try:
-                    job()
-                finally:
-                    with lock:
-                        self._busy -= 1
-                        self._idle += 1
-                        if self._busy == 0:
-                            self._quiet.notify_all()
-        finally:
+                    if self._idle > 0 and self._queue.empty():
+                        # Leave: give back the idle token and the thread slot together,
+                        # or a submit in between would find neither.
+                        self._idle -= 1
+                        self._threads.discard(me)
+                        return
+                continue  # our idle token was claimed: a job is on its way
+            if job is None:  # shutdown sentinel
+                with lock:
+                    self._threads.discard(me)
+                return
             with lock:
-                self._threads.discard(me)
+                self._busy += 1
+            try:
+                job()
+            except BaseException:  # noqa: BLE001 - a job's bug must not cost the cache a thread
+                threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), me)))
+            finally:
+                with lock:
+                    self._busy -= 1
+                    self._idle += 1
+                    if self._busy == 0:
+                        self._quiet.notify_all()
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop every thread once it finishes its current job; queued jobs still run.
