@@ -316,16 +316,17 @@ class _TaskFuture(asyncio.Future[T]):
     """The future ``submit`` returns: cancelling it cancels the executor's task at once.
 
     A done-callback would do it one loop iteration later, long enough for a
-    worker to take the task.
+    worker to take the task. ``source`` is None until the executor has the
+    task (submission is moved off the loop while worker processes start).
     """
 
-    def __init__(self, source: cf.Future[T], *, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, *, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)
-        self._source = source
+        self.source: cf.Future[Any] | None = None
 
     def cancel(self, msg: Any | None = None) -> bool:
-        if not self.done():
-            self._source.cancel()
+        if not self.done() and self.source is not None:
+            self.source.cancel()
         return super().cancel(msg)
 
 
@@ -401,6 +402,11 @@ class AsyncExecutor:
         self._workers: int | None = None
         self._closed = False
         self._outstanding: set[cf.Future[Any]] = set()
+        # Submits waiting for a helper thread while worker processes start (_starting_workers).
+        self._backlog: collections.deque[
+            tuple[_TaskFuture[Any], Callable[[Any], Any] | None, Callable[..., Any], Any, Any]
+        ] = collections.deque()
+        self._backlog_lock = threading.Lock()
         self._counts = collections.Counter[str]()
 
     def __repr__(self) -> str:
@@ -458,8 +464,8 @@ class AsyncExecutor:
         self._check_open()
         if self._serialize:
             payload = dumps_call(fn, args, kwargs)
-            return self._submit(loop, load_outcome, self._timeout, run_call, payload)[0]
-        return self._submit(loop, None, self._timeout, fn, *args, **kwargs)[0]
+            return self._submit(loop, load_outcome, self._timeout, run_call, payload)
+        return self._submit(loop, None, self._timeout, fn, *args, **kwargs)
 
     async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run fn(*args, **kwargs) on the executor and return its result.
@@ -475,24 +481,40 @@ class AsyncExecutor:
             A task that has not started is cancelled; one already running runs
             to its end and its result is discarded.
         """
-        _check_callable(fn)
-        loop = _running_loop("run()")
-        self._check_open()
-        if self._serialize:
-            dest, source = self._submit(
-                loop, load_outcome, self._timeout, run_call, dumps_call(fn, args, kwargs)
-            )
-        else:
-            dest, source = self._submit(loop, None, self._timeout, fn, *args, **kwargs)
-        try:
-            return await dest  # type: ignore[no-any-return]
-        except asyncio.CancelledError:
-            source.cancel()  # now, not one loop iteration later: a worker may be about to take it
-            raise
+        # Cancelling this coroutine cancels the future it awaits, which
+        # cancels the executor's task at once (_TaskFuture).
+        return await self.submit(fn, *args, **kwargs)
 
     def _check_open(self) -> None:
         if self._closed:
             raise PoolClosedError("cannot submit to an AsyncExecutor after shutdown")
+
+    def _starting_workers(self) -> bool:
+        """Tell whether a submit may have to start a worker process first.
+
+        ``ProcessPoolExecutor.submit`` starts workers on demand, blocking:
+        about 35 ms for the first forkserver start, a few ms a worker after.
+        Until every worker is up, submits are made from a helper thread.
+        """
+        executor = self._executor
+        if not isinstance(executor, cf.ProcessPoolExecutor):
+            return False
+        processes = getattr(executor, "_processes", None)
+        return processes is not None and len(processes) < self.workers
+
+    def _executor_submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> cf.Future[Any]:
+        try:
+            return self._executor.submit(fn, *args, **kwargs)
+        except cf.BrokenExecutor:
+            raise
+        except RuntimeError as exc:
+            # concurrent.futures says "cannot schedule new futures after
+            # [interpreter] shutdown"; any other RuntimeError is not ours to rename.
+            if "shutdown" not in str(exc):
+                raise
+            raise PoolClosedError(f"the executor was shut down: {exc}") from exc
 
     def _submit(
         self,
@@ -503,33 +525,67 @@ class AsyncExecutor:
         /,
         *args: Any,
         **kwargs: Any,
-    ) -> tuple[asyncio.Future[Any], cf.Future[Any]]:
-        """Submit to the executor; return (the awaiter's future, the executor's)."""
-        try:
-            source = self._executor.submit(fn, *args, **kwargs)
-        except cf.BrokenExecutor:
-            raise
-        except RuntimeError as exc:
-            # concurrent.futures says "cannot schedule new futures after
-            # [interpreter] shutdown"; any other RuntimeError is not ours to rename.
-            if "shutdown" not in str(exc):
-                raise
-            raise PoolClosedError(f"the executor was shut down: {exc}") from exc
-        self._counts["submitted"] += 1
-        return self._link(loop, source, decode, timeout), source
+    ) -> _TaskFuture[Any]:
+        """Hand a call to the executor; return the awaiter's future."""
+        dest: _TaskFuture[Any] = _TaskFuture(loop=loop)
+        with self._backlog_lock:
+            # Once one submit went off the loop, the next ones follow it there
+            # until it has caught up: the executor sees them in call order.
+            off_loop = bool(self._backlog) or self._starting_workers()
+            if off_loop:
+                self._backlog.append((dest, decode, fn, args, kwargs))
+                start_drain = len(self._backlog) == 1
+        if not off_loop:
+            self._attach(dest, self._executor_submit(fn, args, kwargs), decode)
+        elif start_drain:
+            _thread_cache().submit(self._drain_backlog)
+        if timeout is not None:
+            timer = loop.call_later(timeout, self._expire, dest, timeout)
+            dest.add_done_callback(lambda _: timer.cancel())
+        dest.add_done_callback(self._on_dest_done)
+        return dest
 
-    def _link(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        source: cf.Future[Any],
-        decode: Callable[[Any], Any] | None,
-        timeout: float | None,
-    ) -> asyncio.Future[Any]:
-        dest: asyncio.Future[Any] = _TaskFuture(source, loop=loop)
+    def _drain_backlog(self) -> None:
+        """Submit the backlog in order, off the loop (a helper thread)."""
+        while True:
+            with self._backlog_lock:
+                dest, decode, fn, args, kwargs = self._backlog[0]
+            bridge = bridge_for(dest.get_loop())
+            try:
+                source = self._executor_submit(fn, args, kwargs)
+            except BaseException as exc:  # noqa: BLE001 - delivered to the awaiter
+                bridge.post(_set_exception, dest, exc)
+            else:
+                bridge.post(self._attach, dest, source, decode)
+            with self._backlog_lock:
+                # Popped only now: while it is in the deque, new submits queue behind it.
+                self._backlog.popleft()
+                if not self._backlog:
+                    return
+
+    def _on_dest_done(self, dest: asyncio.Future[Any]) -> None:
+        """Stop the executor's task if the awaiter gave up on it (loop thread)."""
+        source = cast("_TaskFuture[Any]", dest).source
+        if source is None or not (
+            dest.cancelled() or isinstance(dest.exception(), TaskTimeoutError)
+        ):
+            return  # not submitted yet: _attach cancels it when it is
+        if source.cancel():
+            self._counts["cancelled"] += 1
+        elif not source.done():
+            self._counts["abandoned"] += 1
+
+    def _attach(
+        self, dest: _TaskFuture[Any], source: cf.Future[Any], decode: Callable[[Any], Any] | None
+    ) -> None:
+        """Tie the executor's future to the awaiter's (loop thread)."""
+        loop = dest.get_loop()
         bridge = bridge_for(loop)
         outstanding = self._outstanding
-        outstanding.add(source)
         counts = self._counts
+        counts["submitted"] += 1
+        dest.source = source
+        outstanding.add(source)
 
         def _deliver_cancel() -> None:
             if dest.done():
@@ -576,25 +632,16 @@ class AsyncExecutor:
             else:
                 bridge.post(_deliver, True, value)
 
-        def _on_dest_done(fut: asyncio.Future[Any]) -> None:
-            if fut.cancelled() or isinstance(fut.exception(), TaskTimeoutError):
-                if source.cancel():
-                    counts["cancelled"] += 1
-                elif not source.done():
-                    counts["abandoned"] += 1
-
-        if timeout is not None:
-            timer = loop.call_later(timeout, self._expire, dest, source, timeout)
-            dest.add_done_callback(lambda _: timer.cancel())
-        dest.add_done_callback(_on_dest_done)
+        if dest.done():  # cancelled or timed out while it was being submitted
+            self._on_dest_done(dest)
         source.add_done_callback(_on_source_done)
-        return dest
 
-    def _expire(self, dest: asyncio.Future[Any], source: cf.Future[Any], timeout: float) -> None:
+    def _expire(self, dest: _TaskFuture[Any], timeout: float) -> None:
         if dest.done():
             return
         self._counts["timed_out"] += 1
-        state = "still running" if source.running() else "not started"
+        running = dest.source is not None and dest.source.running()
+        state = "still running" if running else "not started"
         dest.set_exception(TaskTimeoutError(f"task did not finish within {timeout:g} s ({state})"))
 
     # -- many tasks ---------------------------------------------------------------------------
@@ -650,7 +697,7 @@ class AsyncExecutor:
 
     def _submit_chunk(
         self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[Any], star: bool
-    ) -> tuple[asyncio.Future[ChunkOutcome], cf.Future[Any]]:
+    ) -> _TaskFuture[ChunkOutcome]:
         if self._serialize:
             payload = dumps_chunk(fn, chunk, star)
             return self._submit(loop, load_chunk_outcome, None, run_chunk, payload)
@@ -750,9 +797,6 @@ class AsyncExecutor:
 # _YIELD_EVERY results and hands the loop back once it held it _HOLD_AT_MOST.
 _YIELD_EVERY = 256
 _HOLD_AT_MOST = 0.001
-
-# A task of a map: (the awaiter's future, the executor's future).
-_Pair = tuple["asyncio.Future[ChunkOutcome]", "cf.Future[Any]"]
 
 
 def _as_futures(
@@ -919,8 +963,7 @@ class MapResult(Generic[R]):
         sizer = self._sizer(workers)
         inputs = _Inputs(self._iterables)
         fn = self._fn
-        # (awaiter's future, executor's future): the second is cancelled synchronously on exit.
-        pending: collections.deque[_Pair] = collections.deque()
+        pending: collections.deque[asyncio.Future[ChunkOutcome]] = collections.deque()
         exhausted = False
         offset = 0  # index of the next input: names a bad one in errors
 
@@ -949,10 +992,10 @@ class MapResult(Generic[R]):
                     head = await _first_done(pending, deadline, self._timeout)
                 try:
                     if deadline is None:
-                        outcome = await head[0]
+                        outcome = await head
                     else:
                         async with asyncio.timeout_at(deadline):
-                            outcome = await head[0]
+                            outcome = await head
                 except TimeoutError:
                     raise TaskTimeoutError(
                         f"map did not finish within {self._timeout:g} s"
@@ -974,9 +1017,8 @@ class MapResult(Generic[R]):
                 if outcome.error is not None:
                     raise outcome.error
         finally:
-            for dest, source in pending:
-                source.cancel()
-                dest.cancel()
+            for future in pending:
+                future.cancel()  # a _TaskFuture: cancels the executor's task at once
 
     def _split_bad_chunk(
         self,
@@ -985,11 +1027,11 @@ class MapResult(Generic[R]):
         star: bool,
         offset: int,
         error: SerializationError,
-    ) -> list[_Pair]:
+    ) -> list[asyncio.Future[ChunkOutcome]]:
         """Submit the inputs before the unpicklable one; fail the map at that one."""
         if error.argument == "the function":
             raise error
-        futures: list[_Pair] = []
+        futures: list[asyncio.Future[ChunkOutcome]] = []
         for index, item in enumerate(chunk):
             try:
                 dumps_call(self._fn, item if star else (item,), {})
@@ -1003,26 +1045,21 @@ class MapResult(Generic[R]):
                     )
                 failed: asyncio.Future[ChunkOutcome] = loop.create_future()
                 failed.set_result(ChunkOutcome([], named, 0.0))
-                placeholder: cf.Future[Any] = cf.Future()
-                placeholder.set_result(None)
-                futures.append((failed, placeholder))
+                futures.append(failed)
                 return futures
         raise error
 
 
 async def _first_done(
-    pending: collections.deque[_Pair], deadline: float | None, timeout: float | None
-) -> _Pair:
-    for pair in pending:
-        if pair[0].done():
-            return pair
+    pending: collections.deque[asyncio.Future[ChunkOutcome]],
+    deadline: float | None,
+    timeout: float | None,
+) -> asyncio.Future[ChunkOutcome]:
+    for future in pending:
+        if future.done():
+            return future
     remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-    done, _ = await asyncio.wait(
-        [pair[0] for pair in pending], timeout=remaining, return_when=FIRST_COMPLETED
-    )
+    done, _ = await asyncio.wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
     if not done:
         raise TaskTimeoutError(f"map did not finish within {timeout:g} s")
-    for pair in pending:
-        if pair[0] in done:
-            return pair
-    raise AssertionError("unreachable")  # pragma: no cover
+    return next(iter(done))
