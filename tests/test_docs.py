@@ -15,7 +15,7 @@ _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 def _examples() -> list[tuple[str, str]]:
     found = []
-    for page in sorted(DOCS.glob("*.md")):
+    for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
         for number, block in enumerate(_BLOCK.findall(page.read_text(encoding="utf-8"))):
             found.append((f"{page.name}#{number}", block))
     return found
