@@ -36,8 +36,9 @@ def pytest_asyncio_loop_factories(
 
 # Threads that outlive a test by design, by name prefix: the default
 # to_thread cache keeps idle threads for 10 s (checked idle below), and
-# Dask's module-scoped cluster starts helper threads lazily.
-_LONG_LIVED = ("toolkit-to_thread", "Dask-", "TCP-Executor", "IO loop", "Profile", "AsyncProcess")
+# Dask's client starts its offload thread on first use and keeps it until
+# the interpreter exits (prior-art-distributed.md, "test hygiene").
+_LONG_LIVED = ("toolkit-to_thread", "Dask-Offload")
 
 # Grace for threads and processes that are past their last statement when the test returns.
 _GRACE = 2.0

@@ -623,3 +623,24 @@ def test_run_leaves_no_thread_after_to_process() -> None:
     before = set(threading.enumerate())
     assert toolkit.run(toolkit.to_process(abs, -3)) == 3
     assert set(threading.enumerate()) - before == set()
+
+
+async def test_worker_death_fails_with_broken_pool_not_a_hang(
+    process_executor: toolkit.AsyncExecutor,
+) -> None:
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        await process_executor.run(os._exit, 3)
+    with pytest.raises(BrokenProcessPool):
+        process_executor.submit(_helpers.square, 2)
+
+
+async def test_to_process_recovers_after_a_worker_dies(default_executors: None) -> None:
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        await toolkit.to_process(os._exit, 3)
+    assert await toolkit.to_process(_helpers.square, 5) == 25

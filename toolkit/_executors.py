@@ -216,12 +216,23 @@ async def to_thread(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) ->
 # --- to_process and the default executors -----------------------------------------------------
 
 
+def _is_broken(executor: AsyncExecutor) -> bool:
+    # ProcessPoolExecutor marks itself broken for good when a worker dies
+    # (cpython#82265); the default pool is replaced instead of failing every
+    # later to_process call.
+    return bool(getattr(executor.executor, "_broken", False))
+
+
 def _process_executor() -> AsyncExecutor:
     global _default_process
     executor = _default_process
-    if executor is None:
+    if executor is None or _is_broken(executor):
         with _defaults_lock:
             executor = _default_process
+            if executor is not None and _is_broken(executor):
+                executor._closed = True
+                executor.executor.shutdown(wait=False)  # its workers are already gone
+                executor = None
             if executor is None:
                 pool = cf.ProcessPoolExecutor(mp_context=get_context())
                 executor = _default_process = AsyncExecutor(pool)
@@ -244,6 +255,10 @@ async def to_process(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -
     Cancellation:
         A call that has not started is dropped; one already running in a
         worker runs to its end (use ``toolkit.Pool`` to kill on cancel).
+
+    A worker that dies (killed, ``os._exit``, a crash) fails the calls in
+    flight with ``concurrent.futures.process.BrokenProcessPool``; the next
+    call gets a fresh pool.
     """
     return await _process_executor().run(fn, *args, **kwargs)
 
@@ -499,6 +514,8 @@ class AsyncExecutor:
         executor = self._executor
         if not isinstance(executor, cf.ProcessPoolExecutor):
             return False
+        if getattr(executor, "_broken", False) or getattr(executor, "_shutdown_thread", False):
+            return False  # submit fails at once: let it fail at the call
         processes = getattr(executor, "_processes", None)
         return processes is not None and len(processes) < self.workers
 
