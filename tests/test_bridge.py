@@ -241,3 +241,130 @@ async def test_chain_future_many_completions_from_threads() -> None:
     threads = _start_threads(8, finish)
     assert await asyncio.wait_for(asyncio.gather(*dests), WAIT) == list(range(1000))
     _join(threads)
+
+
+def test_bridge_and_watcher_do_not_keep_closed_loops_alive() -> None:
+    import gc
+    import weakref
+
+    from toolkit._bridge import watcher_for
+
+    loop = asyncio.new_event_loop()
+
+    async def use() -> None:
+        running = asyncio.get_running_loop()
+        bridge_for(running)
+        watcher_for(running)
+
+    loop.run_until_complete(use())
+    loop.close()
+    ref = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert ref() is None
+
+
+# --- descriptor readiness ----------------------------------------------------------------------
+
+
+async def test_watcher_wakes_a_waiter_when_its_pipe_is_readable() -> None:
+    import os
+
+    from toolkit._bridge import wait_readable
+
+    r, w = os.pipe()
+    try:
+        waiter = asyncio.ensure_future(wait_readable(r))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        os.write(w, b"x")
+        await asyncio.wait_for(waiter, WAIT)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+async def test_watcher_leaves_the_descriptor_blocking() -> None:
+    """uvloop#686: the loop must never set O_NONBLOCK on a descriptor other processes share."""
+    import fcntl
+    import os
+
+    from toolkit._bridge import wait_readable
+
+    r, w = os.pipe()
+    try:
+        os.write(w, b"x")
+        await asyncio.wait_for(wait_readable(r), WAIT)
+        assert not fcntl.fcntl(r, fcntl.F_GETFL) & os.O_NONBLOCK
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+async def test_watcher_wakes_waiters_one_at_a_time_in_order() -> None:
+    import os
+
+    from toolkit._bridge import watcher_for
+
+    watcher = watcher_for(asyncio.get_running_loop())
+    r, w = os.pipe()
+    order: list[int] = []
+
+    async def take(i: int) -> None:
+        await watcher.wait_readable(r)
+        os.read(r, 1)  # each consumes one byte, as a queue getter takes one item
+        order.append(i)
+
+    try:
+        tasks = [asyncio.ensure_future(take(i)) for i in range(5)]
+        await asyncio.sleep(0)
+        for _ in range(5):
+            os.write(w, b"x")
+        await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+        assert order == [0, 1, 2, 3, 4]
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+async def test_watcher_cancelled_waiter_passes_its_wake_up_on() -> None:
+    import os
+
+    from toolkit._bridge import watcher_for
+
+    watcher = watcher_for(asyncio.get_running_loop())
+    r, w = os.pipe()
+    try:
+        first = asyncio.ensure_future(watcher.wait_readable(r))
+        second = asyncio.ensure_future(watcher.wait_readable(r))
+        await asyncio.sleep(0)
+        os.write(w, b"x")
+        first.cancel()  # woken or not, it gives up: the other must still wake
+        await asyncio.wait_for(second, WAIT)
+        assert watcher.waiter_count(r) == 0
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+async def test_watcher_many_waiters_need_no_thread() -> None:
+    import os
+
+    from toolkit._bridge import watcher_for
+
+    watcher = watcher_for(asyncio.get_running_loop())
+    before = threading.active_count()
+    r, w = os.pipe()
+    try:
+        tasks = [asyncio.ensure_future(watcher.wait_readable(r)) for _ in range(10_000)]
+        await asyncio.sleep(0)
+        assert watcher.waiter_count(r) == 10_000
+        assert threading.active_count() == before
+        for task in tasks[1:]:
+            task.cancel()
+        os.write(w, b"x")
+        await asyncio.wait_for(tasks[0], WAIT)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        os.close(r)
+        os.close(w)

@@ -24,36 +24,41 @@ keeping loop access here keeps another loop (trio, a Proactor loop) possible.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
+import select
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    import asyncio
     import concurrent.futures
     from collections.abc import Callable
 
 T = TypeVar("T")
 
-__all__ = ["LoopBridge", "bridge_for", "chain_future"]
+__all__ = ["FdWatcher", "LoopBridge", "bridge_for", "chain_future", "wait_readable", "watcher_for"]
 
 
 class LoopBridge:
     """A per-loop inbox that other threads post callbacks to, woken once per batch."""
 
-    __slots__ = ("__weakref__", "_inbox", "_loop", "_scheduled")
+    __slots__ = ("__weakref__", "_inbox", "_loop_ref", "_scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weak: the registry below maps loops to bridges weakly, and a value
+        # that held its key alive would keep every loop ever used.
+        self._loop_ref = weakref.ref(loop)
         self._inbox: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]] = (
             collections.deque()
         )
         self._scheduled = False
 
     @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The bridge's loop, or None once it was garbage-collected."""
+        return self._loop_ref()
 
     def post(self, callback: Callable[..., object], *args: Any) -> None:
         """Run callback(*args) on the loop thread soon; safe from any thread.
@@ -65,8 +70,11 @@ class LoopBridge:
         if self._scheduled:
             return
         self._scheduled = True
+        loop = self._loop_ref()
         try:
-            self._loop.call_soon_threadsafe(self._drain)
+            if loop is None:
+                raise RuntimeError("the loop is gone")
+            loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed; nothing can be delivered any more
             self._inbox.clear()
             self._scheduled = False
@@ -81,9 +89,14 @@ class LoopBridge:
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt | SystemExit):
                     raise
-                self._loop.call_exception_handler(
-                    {"message": f"toolkit: exception in callback {callback!r}", "exception": exc}
-                )
+                loop = self._loop_ref()
+                if loop is not None:
+                    loop.call_exception_handler(
+                        {
+                            "message": f"toolkit: exception in callback {callback!r}",
+                            "exception": exc,
+                        }
+                    )
 
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
@@ -139,3 +152,170 @@ def chain_future(
     dest.add_done_callback(_on_dest_done)
     source.add_done_callback(_on_source_done)
     return dest
+
+
+# --- descriptor readiness ------------------------------------------------------------------------
+#
+# Waiting on a multiprocessing descriptor (a Connection, a queue's reader
+# end, a Process sentinel) costs no thread: the loop watches it. But uvloop's
+# add_reader sets O_NONBLOCK on the descriptor's *open file description*,
+# which every process sharing the pipe also uses: another process's plain
+# blocking q.get() of a large item then fails with BlockingIOError (uvloop#686,
+# reproduced in ../shared/notes/fd-waiting.md). So on Linux the loop never
+# sees those descriptors: they sit in one private epoll object per loop
+# (registration changes no flags), and the loop watches the epoll descriptor.
+#
+#     queue reader ─┐
+#     pipe end ─────┼─ epoll (EPOLLIN | EPOLLONESHOT) ── add_reader ── loop
+#     sentinel ─────┘        one per loop, whatever the count
+#
+# Waiters of one descriptor form a FIFO; readiness wakes the first live one
+# only, which then tries its non-blocking operation itself (nothing is taken
+# on its behalf, so a waiter cancelled after its wake-up loses nothing). While
+# waiters remain the descriptor is re-armed; if data is still there it fires
+# again and wakes the next one. Readable means "some bytes are there", not
+# "yours": callers loop, as another process may have won the race.
+
+
+class _FdWaiters:
+    __slots__ = ("armed", "futures")
+
+    def __init__(self) -> None:
+        self.futures: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.armed = False
+
+    def wake_one(self) -> bool:
+        """Wake the first live waiter; tell whether live waiters remain."""
+        futures = self.futures
+        while futures:
+            future = futures.popleft()
+            if not future.done():
+                future.set_result(None)
+                break
+        while futures and futures[0].done():  # cancelled ones: drop them now
+            futures.popleft()
+        return bool(futures)
+
+
+class FdWatcher:
+    """Readiness of many descriptors for one loop, through one epoll descriptor (Linux).
+
+    Elsewhere (no epoll) each descriptor is handed to ``loop.add_reader``
+    directly: the stdlib loops leave its flags alone.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop_ref = weakref.ref(loop)  # weak, as LoopBridge's
+        self._waiters: dict[int, _FdWaiters] = {}
+        self._epoll: select.epoll | None = None
+        if hasattr(select, "epoll"):
+            self._epoll = select.epoll()
+            loop.add_reader(self._epoll.fileno(), self._on_epoll)
+
+    def close(self) -> None:
+        """Stop watching; wake every waiter so that it sees its object's state."""
+        for fd, waiters in list(self._waiters.items()):
+            self._disarm(fd, waiters)
+            for future in waiters.futures:
+                if not future.done():
+                    future.set_result(None)
+        self._waiters.clear()
+        if self._epoll is not None:
+            loop = self._loop_ref()
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
+
+    def waiter_count(self, fd: int) -> int:
+        waiters = self._waiters.get(fd)
+        return 0 if waiters is None else sum(not f.done() for f in waiters.futures)
+
+    async def wait_readable(self, fd: int) -> None:
+        """Return once fd is readable (or hung up). Waiters are woken one at a time, FIFO.
+
+        Cancellation:
+            Safe: nothing is read on the waiter's behalf.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.get(fd)
+        if waiters is None:
+            waiters = self._waiters[fd] = _FdWaiters()
+        waiters.futures.append(future)
+        if not waiters.armed:
+            self._arm(fd, waiters)
+        try:
+            await future
+        finally:
+            if not waiters.futures or all(f.done() for f in waiters.futures):
+                self._forget(fd, waiters)
+
+    def forget(self, fd: int) -> None:
+        """Drop fd before it is closed (its number may be reused)."""
+        waiters = self._waiters.get(fd)
+        if waiters is not None:
+            self._forget(fd, waiters)
+
+    # -- internals (loop thread) ------------------------------------------------------------------
+
+    def _arm(self, fd: int, waiters: _FdWaiters) -> None:
+        waiters.armed = True
+        if self._epoll is None:
+            asyncio.get_running_loop().add_reader(fd, self._on_fd, fd)
+            return
+        mask = select.EPOLLIN | select.EPOLLONESHOT
+        try:
+            self._epoll.modify(fd, mask)
+        except FileNotFoundError:  # not registered yet (or dropped when its file closed)
+            self._epoll.register(fd, mask)
+
+    def _disarm(self, fd: int, waiters: _FdWaiters) -> None:
+        if not waiters.armed:
+            return
+        waiters.armed = False
+        loop = self._loop_ref()
+        if self._epoll is None and loop is not None and not loop.is_closed():
+            loop.remove_reader(fd)
+
+    def _forget(self, fd: int, waiters: _FdWaiters) -> None:
+        self._disarm(fd, waiters)
+        if self._waiters.get(fd) is waiters and not any(not f.done() for f in waiters.futures):
+            del self._waiters[fd]
+            if self._epoll is not None:
+                with contextlib.suppress(OSError):  # already closed: nothing registered
+                    self._epoll.unregister(fd)
+
+    def _on_epoll(self) -> None:
+        if self._epoll is None:
+            return
+        for fd, _events in self._epoll.poll(0):
+            self._on_fd(fd)
+
+    def _on_fd(self, fd: int) -> None:
+        waiters = self._waiters.get(fd)
+        if waiters is None:
+            return
+        if self._epoll is not None:
+            waiters.armed = False  # EPOLLONESHOT disarmed it
+        else:
+            self._disarm(fd, waiters)
+        if waiters.wake_one():
+            self._arm(fd, waiters)  # still readable: fires again for the next waiter
+
+
+_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FdWatcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def watcher_for(loop: asyncio.AbstractEventLoop) -> FdWatcher:
+    """Return the loop's descriptor watcher, creating it on first use (loop thread)."""
+    watcher = _watchers.get(loop)
+    if watcher is None:
+        watcher = _watchers[loop] = FdWatcher(loop)
+    return watcher
+
+
+async def wait_readable(fd: int) -> None:
+    """Wait until fd is readable, from the running loop, with no thread."""
+    await watcher_for(asyncio.get_running_loop()).wait_readable(fd)
