@@ -77,3 +77,15 @@ def mark_then_wait(started: str, gate: str, timeout: float = 30.0) -> bool:
     with open(started, "w", encoding="utf-8"):
         pass
     return wait_for_file(gate, timeout)
+
+
+def exit_with(code: int) -> None:
+    import sys
+
+    sys.exit(code)
+
+
+def block_forever() -> None:
+    import threading
+
+    threading.Event().wait()

@@ -67,6 +67,7 @@ from ._executors import (
     to_thread as to_thread,
 )
 from ._loop import run as run
+from ._process import Process as Process
 
 __version__ = "0.1.0"
 
@@ -79,6 +80,7 @@ __all__ = (
     "ExecutorStats",
     "MapResult",
     "PoolClosedError",
+    "Process",
     "QueueEmpty",
     "QueueFull",
     "RemoteTraceback",

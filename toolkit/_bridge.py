@@ -38,7 +38,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["FdWatcher", "LoopBridge", "bridge_for", "chain_future", "wait_readable", "watcher_for"]
+__all__ = [
+    "FdWatcher",
+    "LoopBridge",
+    "bridge_for",
+    "chain_future",
+    "forget_fd",
+    "wait_readable",
+    "watcher_for",
+]
 
 
 class LoopBridge:
@@ -319,3 +327,10 @@ def watcher_for(loop: asyncio.AbstractEventLoop) -> FdWatcher:
 async def wait_readable(fd: int) -> None:
     """Wait until fd is readable, from the running loop, with no thread."""
     await watcher_for(asyncio.get_running_loop()).wait_readable(fd)
+
+
+def forget_fd(fd: int) -> None:
+    """Tell the running loop's watcher that fd is about to be closed."""
+    watcher = _watchers.get(asyncio.get_running_loop())
+    if watcher is not None:
+        watcher.forget(fd)

@@ -257,3 +257,35 @@ def run_chunk_here(fn: Callable[..., Any], chunk: list[Any], star: bool) -> Chun
     except BaseException as exc:  # noqa: BLE001 - the map raises it after the results before it
         return ChunkOutcome(results, exc, time.perf_counter() - start)
     return ChunkOutcome(results, None, time.perf_counter() - start)
+
+
+class _ByValue:
+    """A callable that pickles by value (cloudpickle) and unpickles as itself."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[bytes]]:
+        cloudpickle = _cloudpickle()
+        return cloudpickle.loads, (cloudpickle.dumps(self.fn, _PROTOCOL),)
+
+
+def picklable_callable(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Return fn, or a wrapper that pickles it by value if pickle cannot send it by reference.
+
+    For APIs that pickle a function later, out of our hands (a Process target
+    under spawn or forkserver).
+    """
+    if not _by_value(fn):
+        try:
+            pickle.dumps(fn, _PROTOCOL)
+        except Exception:  # noqa: BLE001 - any failure: by value below
+            pass
+        else:
+            return fn
+    return _ByValue(fn)

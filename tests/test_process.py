@@ -1,0 +1,103 @@
+"""toolkit.Process: await join through the sentinel, across start methods and loops."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+import toolkit
+from tests import _helpers
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+
+async def test_process_join_returns_when_it_exits(mp_context: BaseContext) -> None:
+    process = toolkit.Process(target=_helpers.exit_with, args=(7,), context=mp_context)
+    process.start()
+    await asyncio.wait_for(process.join(), 30)
+    assert process.exitcode == 7
+    assert not process.is_alive()
+
+
+async def test_process_join_timeout_returns_with_it_running(mp_context: BaseContext) -> None:
+    process = toolkit.Process(target=_helpers.block_forever, context=mp_context)
+    process.start()
+    try:
+        await process.join(timeout=0.05)
+        assert process.is_alive()
+        assert process.exitcode is None
+    finally:
+        process.kill()
+        await asyncio.wait_for(process.join(), 30)
+    assert process.exitcode == -signal.SIGKILL
+
+
+async def test_process_cancelled_join_leaves_it_running(mp_context: BaseContext) -> None:
+    process = toolkit.Process(target=_helpers.block_forever, context=mp_context)
+    process.start()
+    task = asyncio.ensure_future(process.join())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert process.is_alive()
+    process.terminate()
+    await asyncio.wait_for(process.join(), 30)
+    assert process.exitcode == -signal.SIGTERM
+
+
+async def test_process_runs_a_lambda_target(mp_context: BaseContext) -> None:
+    code = 5
+    process = toolkit.Process(target=lambda: _helpers.exit_with(code), context=mp_context)
+    process.start()
+    await asyncio.wait_for(process.join(), 30)
+    assert process.exitcode == 5
+
+
+async def test_process_async_with_starts_and_joins(mp_context: BaseContext) -> None:
+    async with toolkit.Process(target=_helpers.exit_with, args=(0,), context=mp_context) as process:
+        assert process.pid is not None
+    assert process.exitcode == 0
+
+
+async def test_process_async_with_error_terminates(mp_context: BaseContext) -> None:
+    with pytest.raises(_helpers.CustomError):
+        async with toolkit.Process(target=_helpers.block_forever, context=mp_context) as process:
+            _helpers.fail("inside")
+    assert process.exitcode == -signal.SIGTERM
+
+
+async def test_process_many_joins_need_no_thread() -> None:
+    processes = [
+        toolkit.Process(target=_helpers.exit_with, args=(i % 3,), context="forkserver")
+        for i in range(20)
+    ]
+    for process in processes:
+        process.start()
+    before = threading.active_count()
+    await asyncio.wait_for(asyncio.gather(*(p.join() for p in processes)), 60)
+    assert threading.active_count() <= before
+    assert [p.exitcode for p in processes] == [i % 3 for i in range(20)]
+
+
+async def test_process_bad_input_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        toolkit.Process(target=42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="start method"):
+        toolkit.Process(target=_helpers.square, context="teleport")
+    with pytest.raises(AssertionError, match="started"):
+        await toolkit.Process(target=_helpers.square).join()
+
+
+def test_process_sync_is_the_plain_process() -> None:
+    import multiprocessing.process
+
+    process = toolkit.Process(target=_helpers.square, args=(2,), name="worker-1", daemon=True)
+    assert isinstance(process.sync, multiprocessing.process.BaseProcess)
+    assert (process.name, process.daemon) == ("worker-1", True)
+    assert "toolkit." in repr(process)
