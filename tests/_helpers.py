@@ -89,3 +89,30 @@ def block_forever() -> None:
     import threading
 
     threading.Event().wait()
+
+
+def echo_sync(conn: Any, count: int) -> None:
+    """A plain child: receive count objects on conn.sync and send each back, doubled."""
+    plain = conn.sync
+    for _ in range(count):
+        plain.send(plain.recv() * 2)
+    plain.close()
+
+
+def echo_async(conn: Any, count: int) -> None:
+    """A child with its own event loop, awaiting the same object."""
+    import toolkit
+
+    async def main() -> None:
+        for _ in range(count):
+            await conn.send(await conn.recv() * 2)
+
+    toolkit.run(main())
+    conn.close()
+
+
+def send_big(conn: Any, count: int, size: int) -> None:
+    payload = bytes(range(256)) * (size // 256)
+    for i in range(count):
+        conn.sync.send_bytes(i.to_bytes(4, "big") + payload)
+    conn.close()

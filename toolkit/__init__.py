@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 from types import ModuleType
 
+from ._connection import Connection as Connection
+from ._connection import Pipe as Pipe
 from ._context import default_start_method as default_start_method
 from ._context import get_context as get_context
 from ._errors import (
@@ -77,8 +79,10 @@ __all__ = (
     "FIRST_EXCEPTION",
     "AsyncExecutor",
     "ClosedError",
+    "Connection",
     "ExecutorStats",
     "MapResult",
+    "Pipe",
     "PoolClosedError",
     "Process",
     "QueueEmpty",

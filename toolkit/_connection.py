@@ -1,0 +1,258 @@
+"""``toolkit.Pipe`` and ``Connection``: ``multiprocessing`` connections, awaitable.
+
+Receiving waits on the descriptor's readiness (no thread) and reads one
+whole message, on the loop when it is all there, else in a helper thread
+(_wire.py). Sending writes small messages on the loop when the descriptor
+has room, larger ones from a helper thread, one message at a time.
+
+Cancellation never tears a message: a cancelled ``recv`` either read
+nothing, or its message is kept for the next ``recv``; a cancelled ``send``
+either wrote nothing, or its message goes out whole (in the background) and
+the next send waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing.connection
+import multiprocessing.reduction
+import pickle
+import select
+from typing import TYPE_CHECKING, Any
+
+from ._bridge import wait_readable
+from ._errors import ClosedError
+from ._executors import to_thread
+from ._wire import available, read_exactly, try_read_header
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Self
+
+__all__ = ["Connection", "Pipe"]
+
+# Writes up to PIPE_BUF bytes into a pipe that polls writable never block
+# (POSIX: the pipe has at least PIPE_BUF free and such writes are atomic).
+_INLINE_WRITE = select.PIPE_BUF
+
+
+class Connection:
+    """One end of a ``Pipe``: awaitable ``send``/``recv``, the stdlib's API otherwise.
+
+    ``sync`` is the plain ``multiprocessing.connection.Connection``, for
+    synchronous code (a child without an event loop). The object pickles
+    into a child process the way the plain one does (as a ``Process``
+    argument).
+    """
+
+    def __init__(self, connection: multiprocessing.connection.Connection) -> None:
+        if not isinstance(connection, multiprocessing.connection.Connection):
+            raise TypeError(
+                f"expected a multiprocessing Connection, not {type(connection).__name__}"
+            )
+        self._conn = connection
+        self._readers: asyncio.Lock | None = None
+        self._writers: asyncio.Lock | None = None
+        self._pending_read: asyncio.Future[bytes] | None = None
+        self._pending_write: asyncio.Future[None] | None = None
+
+    def __reduce__(self) -> tuple[type[Connection], tuple[multiprocessing.connection.Connection]]:
+        return type(self), (self._conn,)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn.closed else f"fd={self._conn.fileno()}"
+        return f"<toolkit.Connection {state}>"
+
+    @property
+    def sync(self) -> multiprocessing.connection.Connection:
+        """The plain ``multiprocessing`` connection underneath."""
+        return self._conn
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    @property
+    def readable(self) -> bool:
+        return self._conn.readable
+
+    @property
+    def writable(self) -> bool:
+        return self._conn.writable
+
+    def fileno(self) -> int:
+        return self._conn.fileno()
+
+    def close(self) -> None:
+        """Close the connection (as the stdlib; pending waits then fail)."""
+        self._conn.close()
+
+    def _fd(self, readable: bool) -> int:
+        if self._conn.closed:
+            raise ClosedError("the connection is closed")
+        if readable and not self._conn.readable:
+            raise OSError("connection is write-only")
+        if not readable and not self._conn.writable:
+            raise OSError("connection is read-only")
+        return self._conn.fileno()
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        """Receive one message's bytes.
+
+        Raises:
+            EOFError: the other end closed and nothing is left.
+            OSError: the message is longer than maxlength (then it is dropped, as the stdlib).
+            ClosedError: this end was closed.
+
+        Cancellation:
+            Safe: either nothing was read, or the message is kept for the next recv.
+        """
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        fd = self._fd(readable=True)
+        if self._readers is None:
+            self._readers = asyncio.Lock()
+        async with self._readers:
+            data = await self._read_message(fd)
+        if maxlength is not None and len(data) > maxlength:
+            raise OSError("bad message length")
+        return data
+
+    async def _read_message(self, fd: int) -> bytes:
+        if self._pending_read is not None:  # a cancelled reader's message: it is ours now
+            pending, self._pending_read = self._pending_read, None
+            return await pending
+        while True:
+            ready = available(fd)
+            if ready == 0:
+                await wait_readable(fd)
+                ready = available(fd)
+                if ready == 0:
+                    raise EOFError  # readable with nothing to read: the writer hung up
+            size = try_read_header(fd, ready)
+            if size is None:
+                continue  # a header still arriving (in practice never: it is written whole)
+            if ready - 4 >= size:
+                return read_exactly(fd, size)
+            # The rest is still arriving: read it off the loop. Shielded, so a
+            # cancellation leaves it to the next reader instead of tearing it.
+            self._pending_read = asyncio.ensure_future(to_thread(read_exactly, fd, size))
+            data = await asyncio.shield(self._pending_read)
+            self._pending_read = None
+            return data
+
+    async def recv(self) -> Any:
+        """Receive one pickled object.
+
+        Cancellation:
+            Safe, as recv_bytes.
+        """
+        return pickle.loads(await self.recv_bytes())
+
+    async def recv_bytes_into(self, buffer: Any, offset: int = 0) -> int:
+        """Receive one message into a writable buffer; return its size.
+
+        Raises:
+            multiprocessing.BufferTooShort: the buffer is too small; the
+                message is in ``exc.args[0]`` (as the stdlib).
+        """
+        view = memoryview(buffer).cast("B")
+        if offset < 0 or offset > len(view):
+            raise ValueError("offset out of bounds" if offset >= 0 else "negative offset")
+        data = await self.recv_bytes()
+        if len(data) > len(view) - offset:
+            raise multiprocessing.BufferTooShort(data)
+        view[offset : offset + len(data)] = data
+        return len(data)
+
+    async def poll(self, timeout: float | None = 0.0) -> bool:
+        """Tell whether there is data to read, waiting up to timeout seconds (None: forever).
+
+        Cancellation:
+            Safe: nothing is read.
+        """
+        fd = self._fd(readable=True)
+        if self._pending_read is not None or available(fd) or self._conn.poll(0):
+            return True
+        if timeout is not None and timeout <= 0:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await wait_readable(fd)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send_bytes(self, buffer: Any, offset: int = 0, size: int | None = None) -> None:
+        """Send bytes (or part of a buffer) as one message.
+
+        Cancellation:
+            A message that started going out goes out whole (in the
+            background); one that had not started is not sent.
+        """
+        fd = self._fd(readable=False)
+        view = memoryview(buffer).cast("B")
+        if offset < 0 or offset > len(view):
+            raise ValueError("offset out of bounds" if offset >= 0 else "negative offset")
+        if size is None:
+            size = len(view) - offset
+        elif size < 0 or offset + size > len(view):
+            raise ValueError("size out of bounds" if size >= 0 else "negative size")
+        data = bytes(view[offset : offset + size])
+        if self._writers is None:
+            self._writers = asyncio.Lock()
+        async with self._writers:
+            if self._pending_write is not None:  # a cancelled sender's message still going out
+                await asyncio.shield(self._pending_write)
+                self._pending_write = None
+            if size + 4 <= _INLINE_WRITE and _writable_now(fd):
+                self._conn.send_bytes(data)
+                return
+            self._pending_write = asyncio.ensure_future(to_thread(self._conn.send_bytes, data))
+            await asyncio.shield(self._pending_write)
+            self._pending_write = None
+
+    async def send(self, obj: Any) -> None:
+        """Send a picklable object.
+
+        Raises:
+            pickle.PicklingError, TypeError...: obj cannot be pickled (nothing is sent).
+
+        Cancellation:
+            As send_bytes.
+        """
+        await self.send_bytes(multiprocessing.reduction.ForkingPickler.dumps(obj))
+
+    # -- context manager ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _writable_now(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(0))
+
+
+def Pipe(duplex: bool = True) -> tuple[Connection, Connection]:
+    """Return the two ends of a new pipe, as awaitable connections.
+
+    Args:
+        duplex: both ends read and write (a socket pair); otherwise the first
+            end only reads and the second only writes (an OS pipe).
+    """
+    first, second = multiprocessing.Pipe(duplex)
+    return Connection(first), Connection(second)
