@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -120,8 +121,27 @@ async def test_dask_wait_and_as_completed(
     assert set(finished) == {slow, fast}
 
 
+def _tasks_known_to_scheduler(client: Any) -> int:
+    """How many tasks the scheduler still means to run (finished ones are not counted)."""
+
+    def count(dask_scheduler: Any) -> int:
+        pending = ("released", "waiting", "queued", "no-worker", "processing")
+        return sum(task.state in pending for task in dask_scheduler.tasks.values())
+
+    return int(client.run_on_scheduler(count))
+
+
+def _until_scheduler_has_only(client: Any, tasks: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _tasks_known_to_scheduler(client) > tasks:
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.01)
+    return True
+
+
 async def test_dask_cancel_before_start(
-    dask_executor: toolkit.AsyncExecutor, tmp_path: Any
+    dask_executor: toolkit.AsyncExecutor, dask_client: Any, tmp_path: Any
 ) -> None:
     gate, log = tmp_path / "gate", tmp_path / "log"
     busy = [
@@ -135,6 +155,10 @@ async def test_dask_cancel_before_start(
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
         await queued
+    # Dask cancels asynchronously (client -> scheduler -> worker): the gate
+    # opens only once the scheduler has forgotten the task, else a worker
+    # freed by the gate could still start it.
+    assert await toolkit.to_thread(_until_scheduler_has_only, dask_client, 2)
     gate.touch()
     assert await asyncio.gather(*busy) == [True, True]
     assert not log.exists()
