@@ -116,3 +116,48 @@ def send_big(conn: Any, count: int, size: int) -> None:
     for i in range(count):
         conn.sync.send_bytes(i.to_bytes(4, "big") + payload)
     conn.close()
+
+
+def produce_sync(q: Any, count: int, size: int = 0) -> None:
+    """A plain child putting count items with the stdlib API (q.sync)."""
+    plain = q.sync
+    pad = b"x" * size
+    for i in range(count):
+        plain.put((i, pad) if size else i)
+    plain.close()
+    plain.join_thread()
+
+
+def consume_sync(q: Any, out: Any, count: int) -> None:
+    """A plain child taking count items and reporting their sum on out."""
+    total = sum(q.sync.get(timeout=30) for _ in range(count))
+    out.sync.put(total)
+    out.sync.close()
+    out.sync.join_thread()
+
+
+def relay_async(inbox: Any, outbox: Any, count: int) -> None:
+    """A child with its own loop: await count items, put each back doubled."""
+    import toolkit
+
+    async def main() -> None:
+        async with outbox:
+            for _ in range(count):
+                await outbox.put(await inbox.get(timeout=30) * 2)
+
+    toolkit.run(main())
+
+
+def get_one_big(q: Any, out: Any) -> None:
+    """A plain child doing a blocking get of a large item on a queue the parent watches."""
+    item = q.sync.get(timeout=30)
+    out.sync.put(len(item))
+    out.sync.close()
+    out.sync.join_thread()
+
+
+def work_and_mark_done(q: Any, count: int) -> None:
+    plain = q.sync
+    for _ in range(count):
+        plain.get(timeout=30)
+        plain.task_done()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import toolkit
-from toolkit import _executors
+from toolkit import _bridge, _executors
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -35,10 +35,11 @@ def pytest_asyncio_loop_factories(
 
 
 # Threads that outlive a test by design, by name prefix: the default
-# to_thread cache keeps idle threads for 10 s (checked idle below), and
+# to_thread cache and the helper-wait cache keep idle threads for 10 s
+# (both checked idle below), and
 # Dask's client starts its offload thread on first use and keeps it until
 # the interpreter exits (prior-art-distributed.md, "test hygiene").
-_LONG_LIVED = ("toolkit-to_thread", "Dask-Offload")
+_LONG_LIVED = ("toolkit-to_thread", "toolkit-wait", "Dask-Offload")
 
 # Grace for threads and processes that are past their last statement when the test returns.
 _GRACE = 2.0
@@ -54,6 +55,9 @@ def no_leaks() -> Iterator[None]:
     cache = _executors._default_threads
     if cache is not None and not cache.wait_idle(_GRACE):
         problems.append("a to_thread call is still running")
+    waits = _bridge._wait_threads
+    if waits is not None and not waits.wait_idle(_GRACE):
+        problems.append("a helper wait is still running (a waiter was never woken or cancelled)")
     for thread in set(threading.enumerate()) - threads_before:
         if thread.name.startswith(_LONG_LIVED):
             continue

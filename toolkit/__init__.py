@@ -70,6 +70,9 @@ from ._executors import (
 )
 from ._loop import run as run
 from ._process import Process as Process
+from ._queues import JoinableQueue as JoinableQueue
+from ._queues import Queue as Queue
+from ._queues import SimpleQueue as SimpleQueue
 
 __version__ = "0.1.0"
 
@@ -81,14 +84,17 @@ __all__ = (
     "ClosedError",
     "Connection",
     "ExecutorStats",
+    "JoinableQueue",
     "MapResult",
     "Pipe",
     "PoolClosedError",
     "Process",
+    "Queue",
     "QueueEmpty",
     "QueueFull",
     "RemoteTraceback",
     "SerializationError",
+    "SimpleQueue",
     "TaskTimeoutError",
     "ToolkitError",
     "WorkerDiedError",

@@ -32,18 +32,23 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._thread_cache import ThreadCache
+
 if TYPE_CHECKING:
     import concurrent.futures
-    from collections.abc import Callable
+    from collections.abc import Callable, Hashable
 
 T = TypeVar("T")
 
 __all__ = [
     "FdWatcher",
     "LoopBridge",
+    "SharedWaits",
     "bridge_for",
     "chain_future",
     "forget_fd",
+    "shared_waits_for",
+    "wait_blocking",
     "wait_readable",
     "watcher_for",
 ]
@@ -334,3 +339,121 @@ def forget_fd(fd: int) -> None:
     watcher = _watchers.get(asyncio.get_running_loop())
     if watcher is not None:
         watcher.forget(fd)
+
+
+# --- coalesced helper waits ----------------------------------------------------------------------
+#
+# A semaphore-backed object (a bounded queue's put, locks, events, a
+# JoinableQueue's join) has no descriptor to watch. Its waiters try the
+# non-blocking call first; only a wait that would block comes here, and all
+# coroutines of a loop waiting on the same object share ONE helper thread:
+#
+#     waiter ─┐                      helper thread (toolkit-wait-N):
+#     waiter ─┼─ key ── _SharedWait ── attempt(0.2) until it says "may
+#     waiter ─┘                         succeed now", then wakes them all
+#
+# attempt() must only *observe* (acquire then release, wait on a condition):
+# it takes nothing on a waiter's behalf, so a waiter cancelled at any moment
+# loses nothing. Each waiter then retries its non-blocking call and, if
+# another process won, waits again. The helper re-checks every 0.2 s whether
+# anyone still waits, so a cancelled wait frees its thread within 0.2 s.
+
+_wait_threads: ThreadCache | None = None
+_wait_threads_lock = threading.Lock()
+
+
+def _helper_threads() -> ThreadCache:
+    global _wait_threads
+    with _wait_threads_lock:
+        if _wait_threads is None:
+            # Its own cache: helper waits must never starve to_thread's threads.
+            _wait_threads = ThreadCache(max_threads=4096, name="toolkit-wait")
+        return _wait_threads
+
+
+_ATTEMPT_SLICE = 0.2
+
+
+class _SharedWait:
+    __slots__ = ("attempt", "futures", "running")
+
+    def __init__(self, attempt: Callable[[float], bool]) -> None:
+        self.attempt = attempt
+        self.futures: list[asyncio.Future[None]] = []
+        self.running = False
+
+    def live(self) -> bool:
+        return any(not future.done() for future in self.futures)
+
+
+class SharedWaits:
+    """The coalesced helper waits of one loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._bridge = bridge_for(loop)
+        self._entries: dict[Hashable, _SharedWait] = {}
+
+    def helpers(self) -> int:
+        """How many helper waits are running (one per contended object)."""
+        return sum(entry.running for entry in self._entries.values())
+
+    async def wait(self, key: Hashable, attempt: Callable[[float], bool]) -> None:
+        """Wait until attempt(timeout) says the object may be ready. Wakes spuriously.
+
+        Cancellation:
+            Safe: attempt takes nothing.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _SharedWait(attempt)
+        entry.futures.append(future)
+        if not entry.running:
+            self._start(key, entry)
+        await future
+
+    def _start(self, key: Hashable, entry: _SharedWait) -> None:
+        entry.running = True
+        bridge = self._bridge
+
+        def _helper() -> None:
+            ready = False
+            try:
+                while not ready and entry.live():
+                    ready = entry.attempt(_ATTEMPT_SLICE)
+            except BaseException:  # noqa: BLE001 - a broken object: wake waiters to see it themselves
+                ready = True
+            bridge.post(self._finish, key, entry, ready)
+
+        _helper_threads().submit(_helper)
+
+    def _finish(self, key: Hashable, entry: _SharedWait, ready: bool) -> None:
+        entry.running = False
+        if ready:
+            futures, entry.futures = entry.futures, []
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        else:
+            entry.futures = [future for future in entry.futures if not future.done()]
+        if entry.futures:  # someone started waiting after the helper decided to stop
+            self._start(key, entry)
+        elif self._entries.get(key) is entry:
+            del self._entries[key]
+
+
+_shared_waits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedWaits] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_waits_for(loop: asyncio.AbstractEventLoop) -> SharedWaits:
+    waits = _shared_waits.get(loop)
+    if waits is None:
+        waits = _shared_waits[loop] = SharedWaits(loop)
+    return waits
+
+
+async def wait_blocking(key: Hashable, attempt: Callable[[float], bool]) -> None:
+    """Wait, sharing one helper thread per key, until attempt(timeout) returns True."""
+    await shared_waits_for(asyncio.get_running_loop()).wait(key, attempt)

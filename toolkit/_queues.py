@@ -1,0 +1,446 @@
+"""``toolkit.Queue``, ``JoinableQueue``, ``SimpleQueue``: ``multiprocessing`` queues, awaitable.
+
+Theory of operation
+-------------------
+A ``multiprocessing.Queue`` is a pipe (its reader end shared by every
+consuming process, guarded by a process-shared read lock), a semaphore
+counting free slots (bounded queues), and a feeder thread per producing
+process that writes what ``put`` buffered.
+
+``get``: try ``get`` without blocking first; only when nothing is there,
+wait on the reader's readiness (no thread: _bridge.py). The read lock is
+taken without blocking; if another process holds it (it is reading), the
+wait goes to a shared helper thread. A message is read on the loop when it
+is wholly there, else the rest is read by a helper thread that then
+releases the lock (_wire.py). Cancellation never drops an item: nothing is
+consumed until the read lock is held and a message is there; a message
+whose read was under way when its getter was cancelled is kept for this
+process's next ``get`` (and counted by ``qsize``/``empty``).
+
+``put`` on a full bounded queue waits for a free slot through a shared
+helper thread (one per queue, whatever the number of waiting putters).
+``JoinableQueue.join`` waits the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import multiprocessing.queues
+import multiprocessing.reduction
+import pickle
+import queue as stdlib_queue
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._bridge import wait_blocking, wait_readable
+from ._context import get_context
+from ._errors import ClosedError, QueueEmpty, QueueFull
+from ._executors import to_thread
+from ._wire import available, read_exactly, try_read_header
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from multiprocessing.context import BaseContext
+    from typing import Self
+
+T = TypeVar("T")
+
+__all__ = ["JoinableQueue", "Queue", "SimpleQueue"]
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    if timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return float(timeout)
+
+
+class _Reader:
+    """The get side shared by Queue and SimpleQueue: one message at a time, cancel-safe."""
+
+    def __init__(self, reader: Any, rlock: Any, after_read: Any) -> None:
+        self._reader = reader  # the multiprocessing Connection (read end)
+        self._rlock = rlock  # process-shared Lock serializing readers
+        self._after_read = after_read  # Queue: free a slot (sem.release); SimpleQueue: None
+        self._kept: collections.deque[bytes] = collections.deque()  # reads whose getter left
+        self._pending: asyncio.Future[bytes] | None = None
+
+    @property
+    def kept(self) -> int:
+        return len(self._kept) + (self._pending is not None)
+
+    def read_nowait(self) -> bytes:
+        """Take one message if one is there now (may block briefly on a large one).
+
+        Raises:
+            QueueEmpty: nothing there, or another reader holds the read lock.
+        """
+        if self._kept:
+            return self._kept.popleft()
+        if not self._rlock.acquire(False):
+            raise QueueEmpty
+        try:
+            if not self._reader.poll():
+                raise QueueEmpty
+            data: bytes = self._reader.recv_bytes()
+            if self._after_read is not None:
+                self._after_read()
+            return data
+        finally:
+            self._rlock.release()
+
+    async def read(self, deadline: float | None) -> bytes:
+        """Take one message, waiting for one until the loop time deadline.
+
+        Raises:
+            QueueEmpty: the deadline passed.
+        """
+        fd = self._reader.fileno()
+        while True:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                try:
+                    return await asyncio.shield(pending)
+                except asyncio.CancelledError:
+                    self._keep_when_done(pending)  # read on: the next get takes it
+                    raise
+            if self._kept:
+                return self._kept.popleft()
+            if self._rlock.acquire(False):
+                data = self._read_locked(fd)
+                if isinstance(data, bytes):
+                    return data
+                if data is not None:  # the rest of a large message is on its way
+                    self._pending = data
+                    continue
+            elif available(fd):
+                # Something is there but another reader holds the lock: wait
+                # for the lock (a shared helper thread), not for readability,
+                # which would fire at once, again and again.
+                await self._wait_until(deadline, wait_blocking(self._rlock, self._lock_free))
+                continue
+            await self._wait_until(deadline, wait_readable(fd))
+
+    def _read_locked(self, fd: int) -> bytes | asyncio.Future[bytes] | None:
+        """With the read lock held: read a message, hand a large one to a thread, or release."""
+        try:
+            ready = available(fd)
+            size = try_read_header(fd, ready)
+        except BaseException:
+            self._rlock.release()
+            raise
+        if size is None:
+            self._rlock.release()
+            return None
+        if ready - 4 >= size:
+            try:
+                data = read_exactly(fd, size)
+            finally:
+                self._rlock.release()
+            if self._after_read is not None:
+                self._after_read()
+            return data
+        return asyncio.ensure_future(to_thread(self._read_rest, fd, size))
+
+    def _read_rest(self, fd: int, size: int) -> bytes:
+        try:
+            data = read_exactly(fd, size)
+        finally:
+            self._rlock.release()
+        if self._after_read is not None:
+            self._after_read()
+        return data
+
+    def _keep_when_done(self, pending: asyncio.Future[bytes]) -> None:
+        def _keep(future: asyncio.Future[bytes]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self._kept.append(future.result())
+
+        pending.add_done_callback(_keep)
+
+    def _lock_free(self, timeout: float) -> bool:
+        if self._rlock.acquire(True, timeout):
+            self._rlock.release()
+            return True
+        return False
+
+    @staticmethod
+    async def _wait_until(deadline: float | None, wait: Any) -> None:
+        if deadline is None:
+            await wait
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await wait
+        except TimeoutError:
+            raise QueueEmpty from None
+
+
+class SimpleQueue(Generic[T]):
+    """``multiprocessing.SimpleQueue``, awaitable: ``await get()``, ``await put(item)``.
+
+    ``sync`` is the plain queue, for synchronous code and children without
+    a loop; the object itself also pickles into a child (as a ``Process``
+    argument).
+    """
+
+    def __init__(self, *, context: BaseContext | str | None = None) -> None:
+        self._wrap(get_context(context).SimpleQueue())
+
+    def _wrap(self, plain: multiprocessing.queues.SimpleQueue[Any]) -> None:
+        self._queue = plain
+        self._get = _Reader(plain._reader, plain._rlock, None)  # type: ignore[attr-defined]
+
+    @classmethod
+    def _rebuild(cls, plain: multiprocessing.queues.SimpleQueue[Any]) -> Self:
+        self = cls.__new__(cls)
+        self._wrap(plain)
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[multiprocessing.queues.SimpleQueue[Any]]]:
+        return type(self)._rebuild, (self._queue,)
+
+    @property
+    def sync(self) -> multiprocessing.queues.SimpleQueue[Any]:
+        """The plain ``multiprocessing`` queue underneath."""
+        return self._queue
+
+    def empty(self) -> bool:
+        return not self._get.kept and self._queue.empty()
+
+    def close(self) -> None:
+        self._queue.close()
+
+    def get_nowait(self) -> T:
+        """Remove and return an item if one is there now.
+
+        Raises:
+            QueueEmpty: there is none.
+        """
+        return pickle.loads(self._get.read_nowait())  # type: ignore[no-any-return]
+
+    async def get(self) -> T:
+        """Remove and return an item, waiting until one is there.
+
+        Cancellation:
+            Safe: nothing is taken from the queue for a getter that was cancelled.
+        """
+        return pickle.loads(await self._get.read(None))  # type: ignore[no-any-return]
+
+    async def put(self, item: T) -> None:
+        """Put an item in the queue (pickled here; written whole)."""
+        data = bytes(multiprocessing.reduction.ForkingPickler.dumps(item))
+        await to_thread(self._put_bytes, data)
+
+    def _put_bytes(self, data: bytes) -> None:
+        writer = self._queue._writer  # type: ignore[attr-defined]
+        wlock = self._queue._wlock  # type: ignore[attr-defined]
+        if wlock is None:
+            writer.send_bytes(data)
+        else:
+            with wlock:
+                writer.send_bytes(data)
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        while True:
+            yield await self.get()
+
+
+class Queue(Generic[T]):
+    """``multiprocessing.Queue``, awaitable.
+
+    ``await get(timeout=)``, ``await put(item, timeout=)``, ``get_nowait``,
+    ``put_nowait``, ``qsize``, ``empty``, ``full``, ``close``, ``async for``.
+    ``sync`` is the plain queue.
+
+    Args:
+        maxsize: bound on the number of items (0: unbounded).
+        context: a multiprocessing context or start method name.
+    """
+
+    def __init__(self, maxsize: int = 0, *, context: BaseContext | str | None = None) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"maxsize must be an int, not {maxsize!r}")
+        self._wrap(self._make(maxsize, get_context(context)))
+
+    @staticmethod
+    def _make(maxsize: int, context: BaseContext) -> multiprocessing.queues.Queue[Any]:
+        return context.Queue(maxsize)
+
+    def _wrap(self, plain: multiprocessing.queues.Queue[Any]) -> None:
+        self._queue = plain
+        self._get = _Reader(plain._reader, plain._rlock, plain._sem.release)  # type: ignore[attr-defined]
+
+    @classmethod
+    def _rebuild(cls, plain: multiprocessing.queues.Queue[Any]) -> Self:
+        self = cls.__new__(cls)
+        self._wrap(plain)
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[multiprocessing.queues.Queue[Any]]]:
+        return type(self)._rebuild, (self._queue,)
+
+    def __repr__(self) -> str:
+        return f"<toolkit.{type(self).__name__} maxsize={self._queue._maxsize}>"  # type: ignore[attr-defined]
+
+    @property
+    def sync(self) -> multiprocessing.queues.Queue[Any]:
+        """The plain ``multiprocessing`` queue underneath."""
+        return self._queue
+
+    @property
+    def maxsize(self) -> int:
+        return int(self._queue._maxsize)  # type: ignore[attr-defined]
+
+    def _check_open(self) -> None:
+        if self._queue._closed:  # type: ignore[attr-defined]
+            raise ClosedError(f"{self!r} is closed")
+
+    def qsize(self) -> int:
+        """Approximate number of items (NotImplementedError on macOS, as the stdlib)."""
+        return self._queue.qsize() + self._get.kept
+
+    def empty(self) -> bool:
+        return not self._get.kept and self._queue.empty()
+
+    def full(self) -> bool:
+        return self._queue.full()
+
+    def close(self) -> None:
+        """No more puts from this process; the feeder flushes what is buffered."""
+        self._queue.close()
+
+    def join_thread(self) -> None:
+        self._queue.join_thread()
+
+    def cancel_join_thread(self) -> None:
+        self._queue.cancel_join_thread()
+
+    # -- get ----------------------------------------------------------------------------------
+
+    def get_nowait(self) -> T:
+        """Remove and return an item if one is there now.
+
+        Raises:
+            QueueEmpty: there is none.
+            ClosedError: the queue was closed in this process.
+        """
+        self._check_open()
+        return pickle.loads(self._get.read_nowait())  # type: ignore[no-any-return]
+
+    async def get(self, timeout: float | None = None) -> T:
+        """Remove and return an item, waiting up to timeout seconds (None: forever).
+
+        Raises:
+            QueueEmpty: no item came within timeout.
+            ClosedError: the queue was closed in this process.
+
+        Cancellation:
+            Safe: nothing is taken from the queue for a getter that was cancelled.
+        """
+        self._check_open()
+        timeout = _check_timeout(timeout)
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        return pickle.loads(await self._get.read(deadline))  # type: ignore[no-any-return]
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        """Yield items as they come, forever (break out of the loop to stop)."""
+        while True:
+            yield await self.get()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close, then wait (off the loop) for the feeder thread to flush what was put."""
+        self.close()
+        await to_thread(self._queue.join_thread)
+
+    # -- put ----------------------------------------------------------------------------------
+
+    def put_nowait(self, item: T) -> None:
+        """Put an item if there is room now.
+
+        Raises:
+            QueueFull: the queue is full.
+            ClosedError: the queue was closed in this process.
+        """
+        self._check_open()
+        try:
+            self._queue.put(item, block=False)
+        except stdlib_queue.Full:
+            raise QueueFull from None
+
+    async def put(self, item: T, timeout: float | None = None) -> None:
+        """Put an item, waiting up to timeout seconds for room (None: forever).
+
+        Raises:
+            QueueFull: no room came within timeout.
+            ClosedError: the queue was closed in this process.
+
+        Cancellation:
+            Safe: a cancelled put did not put its item.
+        """
+        timeout = _check_timeout(timeout)
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while True:
+            with contextlib.suppress(QueueFull):
+                self.put_nowait(item)
+                return
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await wait_blocking(self._queue._sem, self._slot_free)  # type: ignore[attr-defined]
+            except TimeoutError:
+                raise QueueFull from None
+
+    def _slot_free(self, timeout: float) -> bool:
+        sem = self._queue._sem  # type: ignore[attr-defined]
+        if sem.acquire(True, timeout):
+            sem.release()
+            return True
+        return False
+
+
+class JoinableQueue(Queue[T]):
+    """``multiprocessing.JoinableQueue``, awaitable: also ``task_done()`` and ``await join()``."""
+
+    @staticmethod
+    def _make(maxsize: int, context: BaseContext) -> multiprocessing.queues.Queue[Any]:
+        return context.JoinableQueue(maxsize)
+
+    def task_done(self) -> None:
+        """Say that an item taken with get is fully processed.
+
+        Raises:
+            ValueError: called more times than there were items.
+        """
+        self._queue.task_done()  # type: ignore[attr-defined]
+
+    async def join(self, timeout: float | None = None) -> bool:
+        """Wait until every item put has been marked done; False if timeout passed first.
+
+        Cancellation:
+            Safe: nothing changes.
+        """
+        timeout = _check_timeout(timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._all_done(0):
+                    await wait_blocking(self._queue._cond, self._all_done)  # type: ignore[attr-defined]
+        except TimeoutError:
+            return False
+        return True
+
+    def _all_done(self, timeout: float) -> bool:
+        cond = self._queue._cond  # type: ignore[attr-defined]
+        unfinished = self._queue._unfinished_tasks  # type: ignore[attr-defined]
+        with cond:
+            if unfinished._semlock._is_zero():
+                return True
+            if timeout:
+                cond.wait(timeout)
+            return bool(unfinished._semlock._is_zero())
