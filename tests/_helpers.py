@@ -161,3 +161,26 @@ def work_and_mark_done(q: Any, count: int) -> None:
     for _ in range(count):
         plain.get(timeout=30)
         plain.task_done()
+
+
+def hold_until(lock: Any, started: str, gate: str) -> None:
+    """A plain child: take the lock (stdlib API), say so, hold it until gate exists."""
+    with lock.sync:
+        with open(started, "w", encoding="utf-8"):
+            pass
+        wait_for_file(gate)
+
+
+def set_event(event: Any) -> None:
+    event.sync.set()
+
+
+def increment_many(value: Any, times: int) -> None:
+    for _ in range(times):
+        with value.sync.get_lock():
+            value.sync.value += 1
+
+
+def fill_array(array: Any) -> None:
+    for i in range(len(array)):
+        array[i] = i * i

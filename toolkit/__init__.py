@@ -10,69 +10,46 @@ from __future__ import annotations
 import contextlib
 from types import ModuleType
 
-from ._connection import Connection as Connection
-from ._connection import Pipe as Pipe
-from ._context import default_start_method as default_start_method
-from ._context import get_context as get_context
+from ._connection import Connection as Connection, Pipe as Pipe
+from ._context import default_start_method as default_start_method, get_context as get_context
 from ._errors import (
     ClosedError as ClosedError,
-)
-from ._errors import (
     PoolClosedError as PoolClosedError,
-)
-from ._errors import (
     QueueEmpty as QueueEmpty,
-)
-from ._errors import (
     QueueFull as QueueFull,
-)
-from ._errors import (
     RemoteTraceback as RemoteTraceback,
-)
-from ._errors import (
     SerializationError as SerializationError,
-)
-from ._errors import (
     TaskTimeoutError as TaskTimeoutError,
-)
-from ._errors import (
     ToolkitError as ToolkitError,
-)
-from ._errors import (
     WorkerDiedError as WorkerDiedError,
 )
 from ._executors import (
     ALL_COMPLETED as ALL_COMPLETED,
-)
-from ._executors import (
     FIRST_COMPLETED as FIRST_COMPLETED,
-)
-from ._executors import (
     FIRST_EXCEPTION as FIRST_EXCEPTION,
-)
-from ._executors import (
     AsyncExecutor as AsyncExecutor,
-)
-from ._executors import (
     ExecutorStats as ExecutorStats,
-)
-from ._executors import (
     MapResult as MapResult,
-)
-from ._executors import (
     shutdown_default_executors as shutdown_default_executors,
-)
-from ._executors import (
     to_process as to_process,
-)
-from ._executors import (
     to_thread as to_thread,
 )
 from ._loop import run as run
 from ._process import Process as Process
-from ._queues import JoinableQueue as JoinableQueue
-from ._queues import Queue as Queue
-from ._queues import SimpleQueue as SimpleQueue
+from ._queues import JoinableQueue as JoinableQueue, Queue as Queue, SimpleQueue as SimpleQueue
+from ._sharedctypes import (
+    Array as Array,
+    RawArray as RawArray,
+    RawValue as RawValue,
+    Value as Value,
+)
+from ._synchronize import (
+    BoundedSemaphore as BoundedSemaphore,
+    Event as Event,
+    Lock as Lock,
+    RLock as RLock,
+    Semaphore as Semaphore,
+)
 
 __version__ = "0.1.0"
 
@@ -80,11 +57,15 @@ __all__ = (
     "ALL_COMPLETED",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
+    "Array",
     "AsyncExecutor",
+    "BoundedSemaphore",
     "ClosedError",
     "Connection",
+    "Event",
     "ExecutorStats",
     "JoinableQueue",
+    "Lock",
     "MapResult",
     "Pipe",
     "PoolClosedError",
@@ -92,11 +73,16 @@ __all__ = (
     "Queue",
     "QueueEmpty",
     "QueueFull",
+    "RLock",
+    "RawArray",
+    "RawValue",
     "RemoteTraceback",
+    "Semaphore",
     "SerializationError",
     "SimpleQueue",
     "TaskTimeoutError",
     "ToolkitError",
+    "Value",
     "WorkerDiedError",
     "default_start_method",
     "get_context",

@@ -1,0 +1,159 @@
+"""Locks, semaphores, events, shared values: awaitable, across real processes, cancel-safe."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+import toolkit
+from tests import _helpers
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+    from pathlib import Path
+
+
+async def test_lock_excludes_other_tasks() -> None:
+    lock = toolkit.Lock()
+    async with lock:
+        assert not await lock.acquire(timeout=0.02)
+        assert not await lock.acquire(block=False)
+    assert await lock.acquire(timeout=0)
+    lock.release()
+
+
+async def test_lock_held_by_a_child_is_awaited(mp_context: BaseContext, tmp_path: Path) -> None:
+    lock = toolkit.Lock(context=mp_context)
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    async with toolkit.Process(
+        target=_helpers.hold_until, args=(lock, str(started), str(gate)), context=mp_context
+    ):
+        assert await toolkit.to_thread(_helpers.wait_for_file, str(started))
+        assert not await lock.acquire(timeout=0.05)
+        waiting = asyncio.ensure_future(lock.acquire())
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        gate.touch()
+        assert await asyncio.wait_for(waiting, 30)
+        lock.release()
+
+
+async def test_cancelled_acquires_leave_the_lock_free(
+    mp_context: BaseContext, tmp_path: Path
+) -> None:
+    lock = toolkit.Lock(context=mp_context)
+    rng = random.Random(7)
+    async with lock:
+        waiters = [asyncio.ensure_future(lock.acquire()) for _ in range(200)]
+        await asyncio.sleep(0)
+        for waiter in waiters:
+            if rng.random() < 0.9:
+                waiter.cancel()
+    # Every waiter that got it releases at once; the cancelled ones hold nothing.
+    for waiter in waiters:
+        try:
+            assert await asyncio.wait_for(waiter, 10)
+        except asyncio.CancelledError:
+            continue
+        lock.release()
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    gate.touch()
+    async with toolkit.Process(
+        target=_helpers.hold_until, args=(lock, str(started), str(gate)), context=mp_context
+    ) as child:
+        pass
+    assert child.exitcode == 0  # the child could take it: nothing was left held
+
+
+async def test_rlock_is_reentrant_per_task() -> None:
+    rlock = toolkit.RLock()
+    async with rlock, rlock:
+
+        async def other() -> bool:
+            return await rlock.acquire(timeout=0.02)
+
+        assert not await asyncio.ensure_future(other())
+    assert await rlock.acquire(timeout=1)
+    with pytest.raises(AssertionError, match="not owned"):
+        await asyncio.ensure_future(_release(rlock))
+    rlock.release()
+
+
+async def _release(lock: toolkit.RLock) -> None:
+    lock.release()
+
+
+async def test_semaphore_guards_a_resource() -> None:
+    semaphore = toolkit.Semaphore(2)
+    inside = peak = 0
+
+    async def use() -> None:
+        nonlocal inside, peak
+        async with semaphore:
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.001)
+            inside -= 1
+
+    await asyncio.wait_for(asyncio.gather(*(use() for _ in range(20))), 30)
+    assert peak == 2
+    assert semaphore.get_value() == 2
+
+
+async def test_bounded_semaphore_refuses_extra_release() -> None:
+    semaphore = toolkit.BoundedSemaphore(1)
+    with pytest.raises(ValueError, match="released too many times"):
+        semaphore.release()
+    with pytest.raises(ValueError, match=">= 0"):
+        toolkit.Semaphore(-1)
+
+
+async def test_event_set_by_a_child(mp_context: BaseContext) -> None:
+    event = toolkit.Event(context=mp_context)
+    assert not await event.wait(timeout=0.01)
+    async with toolkit.Process(target=_helpers.set_event, args=(event,), context=mp_context):
+        assert await asyncio.wait_for(event.wait(), 30)
+    assert event.is_set()
+    event.clear()
+    assert not event.is_set()
+
+
+async def test_ten_thousand_event_waiters_share_one_thread() -> None:
+    event = toolkit.Event()
+    before = threading.active_count()
+    waiters = [asyncio.ensure_future(event.wait()) for _ in range(10_000)]
+    await asyncio.sleep(0.05)
+    assert threading.active_count() <= before + 1
+    start = time.monotonic()
+    assert await toolkit.to_thread(_helpers.square, 4) == 16
+    assert time.monotonic() - start < 1.0
+    for waiter in waiters[::2]:
+        waiter.cancel()
+    event.set()
+    outcomes = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), 30)
+    assert outcomes[1::2] == [True] * 5_000
+
+
+async def test_value_and_array_shared_with_children(mp_context: BaseContext) -> None:
+    counter = toolkit.Value("i", 0, context=mp_context)
+    squares = toolkit.Array("i", 10, context=mp_context)
+    async with (
+        toolkit.Process(target=_helpers.increment_many, args=(counter, 500), context=mp_context),
+        toolkit.Process(target=_helpers.increment_many, args=(counter, 500), context=mp_context),
+        toolkit.Process(target=_helpers.fill_array, args=(squares,), context=mp_context),
+    ):
+        for _ in range(500):
+            async with counter.get_lock():
+                counter.value += 1
+    assert counter.value == 1500
+    assert list(squares) == [i * i for i in range(10)]
+    assert len(squares) == 10
+    raw = toolkit.RawValue("d", 1.5)
+    assert raw.value == 1.5
+    with pytest.raises(ValueError, match="RawValue"):
+        toolkit.Value("i", 0, lock=False)

@@ -1,0 +1,138 @@
+"""``toolkit.Value`` and ``Array``: shared memory, with an awaitable lock.
+
+Reading or writing ``.value`` or an item takes the object's lock for an
+instant, as the stdlib does; that never waits long, so it stays a plain
+attribute. What can wait is holding the lock across several operations:
+``async with v.get_lock():`` takes it without blocking the loop.
+``RawValue`` and ``RawArray`` (no lock) are the stdlib's, passed through.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.synchronize
+from typing import TYPE_CHECKING, Any
+
+from ._context import get_context
+from ._synchronize import Lock, RLock
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from multiprocessing.context import BaseContext
+
+__all__ = ["Array", "RawArray", "RawValue", "Value"]
+
+
+def _plain_lock(lock: Any) -> Any:
+    if isinstance(lock, Lock | RLock):
+        return lock.sync
+    return lock
+
+
+class _Synchronized:
+    _shared: Any
+
+    def _init_lock(self) -> None:
+        plain = self._shared.get_lock()
+        wrapper = RLock if isinstance(plain, multiprocessing.synchronize.RLock) else Lock
+        self._lock: Lock | RLock = wrapper._rebuild(plain)
+
+    @classmethod
+    def _rebuild(cls, shared: Any) -> Any:
+        self = cls.__new__(cls)
+        self._shared = shared
+        self._init_lock()
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return type(self)._rebuild, (self._shared,)
+
+    @property
+    def sync(self) -> Any:
+        """The plain ``multiprocessing`` synchronized object underneath."""
+        return self._shared
+
+    def get_lock(self) -> Lock | RLock:
+        """The lock guarding the object, awaitable: ``async with v.get_lock():``."""
+        return self._lock
+
+    def get_obj(self) -> Any:
+        """The raw ctypes object (no lock)."""
+        return self._shared.get_obj()
+
+
+class Value(_Synchronized):
+    """``multiprocessing.Value``: a ctypes value in shared memory, with an awaitable lock.
+
+    Args:
+        typecode_or_type: an ``array`` typecode ("i", "d"...) or a ctypes type.
+        lock: True (a new RLock), or a lock to use (toolkit or multiprocessing).
+    """
+
+    def __init__(
+        self,
+        typecode_or_type: Any,
+        *args: Any,
+        lock: Any = True,
+        context: BaseContext | str | None = None,
+    ) -> None:
+        if lock is False:
+            raise ValueError("a Value without a lock is a RawValue: use toolkit.RawValue")
+        self._shared = get_context(context).Value(typecode_or_type, *args, lock=_plain_lock(lock))
+        self._init_lock()
+
+    @property
+    def value(self) -> Any:
+        return self._shared.value
+
+    @value.setter
+    def value(self, new: Any) -> None:
+        self._shared.value = new
+
+    def __repr__(self) -> str:
+        return f"<toolkit.Value {self._shared.value!r}>"
+
+
+class Array(_Synchronized):
+    """``multiprocessing.Array``: a ctypes array in shared memory, with an awaitable lock."""
+
+    def __init__(
+        self,
+        typecode_or_type: Any,
+        size_or_initializer: Any,
+        *,
+        lock: Any = True,
+        context: BaseContext | str | None = None,
+    ) -> None:
+        if lock is False:
+            raise ValueError("an Array without a lock is a RawArray: use toolkit.RawArray")
+        self._shared = get_context(context).Array(
+            typecode_or_type, size_or_initializer, lock=_plain_lock(lock)
+        )
+        self._init_lock()
+
+    def __len__(self) -> int:
+        return len(self._shared)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._shared[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._shared[index] = value
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._shared[:])
+
+    def __repr__(self) -> str:
+        return f"<toolkit.Array {self._shared[:]!r}>"
+
+
+def RawValue(typecode_or_type: Any, *args: Any, context: BaseContext | str | None = None) -> Any:
+    """``multiprocessing.RawValue``: shared memory, no lock (nothing to await)."""
+    return get_context(context).RawValue(typecode_or_type, *args)
+
+
+def RawArray(
+    typecode_or_type: Any, size_or_initializer: Any, *, context: BaseContext | str | None = None
+) -> Any:
+    """``multiprocessing.RawArray``: shared memory, no lock (nothing to await)."""
+    return get_context(context).RawArray(typecode_or_type, size_or_initializer)
