@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import bench_map, bench_to_thread
+from benchmarks import bench_ipc, bench_map, bench_to_thread
 from benchmarks._util import machine
 
-BENCHMARKS = {"to_thread": bench_to_thread.run, "map": bench_map.run}
+BENCHMARKS = {"to_thread": bench_to_thread.run, "map": bench_map.run, "ipc": bench_ipc.run}
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._bridge import wait_readable
 from ._errors import ClosedError
 from ._executors import to_thread
-from ._wire import available, read_exactly, try_read_header
+from ._wire import Partial, available, finish, try_read_message
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -53,7 +53,7 @@ class Connection:
         self._conn = connection
         self._readers: asyncio.Lock | None = None
         self._writers: asyncio.Lock | None = None
-        self._pending_read: asyncio.Future[bytes] | None = None
+        self._pending_read: asyncio.Future[bytearray] | None = None
         self._pending_write: asyncio.Future[None] | None = None
 
     def __reduce__(self) -> tuple[type[Connection], tuple[multiprocessing.connection.Connection]]:
@@ -111,37 +111,10 @@ class Connection:
         """
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
-        fd = self._fd(readable=True)
-        if self._readers is None:
-            self._readers = asyncio.Lock()
-        async with self._readers:
-            data = await self._read_message(fd)
+        data = await self._receive()
         if maxlength is not None and len(data) > maxlength:
             raise OSError("bad message length")
-        return data
-
-    async def _read_message(self, fd: int) -> bytes:
-        if self._pending_read is not None:  # a cancelled reader's message: it is ours now
-            pending, self._pending_read = self._pending_read, None
-            return await pending
-        while True:
-            ready = available(fd)
-            if ready == 0:
-                await wait_readable(fd)
-                ready = available(fd)
-                if ready == 0:
-                    raise EOFError  # readable with nothing to read: the writer hung up
-            size = try_read_header(fd, ready)
-            if size is None:
-                continue  # a header still arriving (in practice never: it is written whole)
-            if ready - 4 >= size:
-                return read_exactly(fd, size)
-            # The rest is still arriving: read it off the loop. Shielded, so a
-            # cancellation leaves it to the next reader instead of tearing it.
-            self._pending_read = asyncio.ensure_future(to_thread(read_exactly, fd, size))
-            data = await asyncio.shield(self._pending_read)
-            self._pending_read = None
-            return data
+        return bytes(data)
 
     async def recv(self) -> Any:
         """Receive one pickled object.
@@ -149,7 +122,36 @@ class Connection:
         Cancellation:
             Safe, as recv_bytes.
         """
-        return pickle.loads(await self.recv_bytes())
+        return pickle.loads(await self._receive())
+
+    async def _receive(self) -> bytearray:
+        fd = self._fd(readable=True)
+        if self._pending_read is None and (self._readers is None or not self._readers.locked()):
+            message = try_read_message(fd)  # the fast path: a message is there, no await
+            if isinstance(message, bytearray):
+                return message
+            if message is not None:
+                self._pending_read = asyncio.ensure_future(to_thread(finish, fd, message))
+        if self._readers is None:
+            self._readers = asyncio.Lock()
+        async with self._readers:
+            return await self._read_message(fd)
+
+    async def _read_message(self, fd: int) -> bytearray:
+        while True:
+            if self._pending_read is not None:
+                # A message being finished off the loop (maybe a cancelled
+                # reader's): shielded, so cancelling us leaves it for the next.
+                data = await asyncio.shield(self._pending_read)
+                self._pending_read = None
+                return data
+            message = try_read_message(fd)
+            if isinstance(message, bytearray):
+                return message
+            if isinstance(message, Partial):
+                self._pending_read = asyncio.ensure_future(to_thread(finish, fd, message))
+                continue
+            await wait_readable(fd)
 
     async def recv_bytes_into(self, buffer: Any, offset: int = 0) -> int:
         """Receive one message into a writable buffer; return its size.

@@ -37,7 +37,7 @@ from ._bridge import wait_blocking, wait_readable
 from ._context import get_context
 from ._errors import ClosedError, QueueEmpty, QueueFull
 from ._executors import to_thread
-from ._wire import available, read_exactly, try_read_header
+from ._wire import Partial, available, finish, try_read_message
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -59,21 +59,26 @@ def _check_timeout(timeout: float | None) -> float | None:
     return float(timeout)
 
 
+_EMPTY = object()  # nothing there
+_LOCKED = object()  # another reader holds the read lock
+
+
 class _Reader:
     """The get side shared by Queue and SimpleQueue: one message at a time, cancel-safe."""
 
     def __init__(self, reader: Any, rlock: Any, after_read: Any) -> None:
         self._reader = reader  # the multiprocessing Connection (read end)
+        self._fd: int = reader.fileno()
         self._rlock = rlock  # process-shared Lock serializing readers
         self._after_read = after_read  # Queue: free a slot (sem.release); SimpleQueue: None
-        self._kept: collections.deque[bytes] = collections.deque()  # reads whose getter left
-        self._pending: asyncio.Future[bytes] | None = None
+        self._kept: collections.deque[bytes | bytearray] = collections.deque()
+        self._pending: asyncio.Future[bytearray] | None = None  # a message finished off the loop
 
     @property
     def kept(self) -> int:
         return len(self._kept) + (self._pending is not None)
 
-    def read_nowait(self) -> bytes:
+    def read_nowait(self) -> bytes | bytearray:
         """Take one message if one is there now (may block briefly on a large one).
 
         Raises:
@@ -87,20 +92,67 @@ class _Reader:
             if not self._reader.poll():
                 raise QueueEmpty
             data: bytes = self._reader.recv_bytes()
-            if self._after_read is not None:
-                self._after_read()
-            return data
         finally:
             self._rlock.release()
+        if self._after_read is not None:
+            self._after_read()
+        return data
 
-    async def read(self, deadline: float | None) -> bytes:
+    def attempt(self) -> bytes | bytearray | object:
+        """Take a message that is wholly there, without blocking: the fast path of get.
+
+        Returns:
+            The message, or _EMPTY, or _LOCKED. A message that is only partly
+            there is handed to a helper thread (self._pending) and _EMPTY returned.
+        """
+        if self._kept:
+            return self._kept.popleft()
+        if self._pending is not None:
+            return _EMPTY
+        if not self._rlock.acquire(False):
+            return _LOCKED
+        try:
+            message = try_read_message(self._fd)
+        except BaseException:
+            self._rlock.release()
+            raise
+        if message is None:
+            self._rlock.release()
+            return _EMPTY
+        if isinstance(message, Partial):
+            # Keep the read lock: the helper thread finishes, then releases it.
+            self._pending = asyncio.ensure_future(to_thread(self._finish, message))
+            return _EMPTY
+        self._rlock.release()
+        if self._after_read is not None:
+            self._after_read()
+        return message
+
+    def _finish(self, partial: Partial) -> bytearray:
+        try:
+            data = finish(self._fd, partial)
+        finally:
+            self._rlock.release()
+        if self._after_read is not None:
+            self._after_read()
+        return data
+
+    async def read(self, deadline: float | None) -> bytes | bytearray:
         """Take one message, waiting for one until the loop time deadline.
 
         Raises:
             QueueEmpty: the deadline passed.
         """
-        fd = self._reader.fileno()
         while True:
+            outcome = self.attempt()
+            if outcome is _LOCKED and available(self._fd):
+                # Data is there but another reader holds the lock: wait for the
+                # lock (a shared helper thread), not for readability, which
+                # would fire at once, again and again.
+                await self._wait_until(deadline, wait_blocking(self._rlock, self._lock_free))
+                continue
+            if outcome is not _EMPTY and outcome is not _LOCKED:
+                return outcome  # type: ignore[return-value]
             if self._pending is not None:
                 pending, self._pending = self._pending, None
                 try:
@@ -108,55 +160,10 @@ class _Reader:
                 except asyncio.CancelledError:
                     self._keep_when_done(pending)  # read on: the next get takes it
                     raise
-            if self._kept:
-                return self._kept.popleft()
-            if self._rlock.acquire(False):
-                data = self._read_locked(fd)
-                if isinstance(data, bytes):
-                    return data
-                if data is not None:  # the rest of a large message is on its way
-                    self._pending = data
-                    continue
-            elif available(fd):
-                # Something is there but another reader holds the lock: wait
-                # for the lock (a shared helper thread), not for readability,
-                # which would fire at once, again and again.
-                await self._wait_until(deadline, wait_blocking(self._rlock, self._lock_free))
-                continue
-            await self._wait_until(deadline, wait_readable(fd))
+            await self._wait_until(deadline, wait_readable(self._fd))
 
-    def _read_locked(self, fd: int) -> bytes | asyncio.Future[bytes] | None:
-        """With the read lock held: read a message, hand a large one to a thread, or release."""
-        try:
-            ready = available(fd)
-            size = try_read_header(fd, ready)
-        except BaseException:
-            self._rlock.release()
-            raise
-        if size is None:
-            self._rlock.release()
-            return None
-        if ready - 4 >= size:
-            try:
-                data = read_exactly(fd, size)
-            finally:
-                self._rlock.release()
-            if self._after_read is not None:
-                self._after_read()
-            return data
-        return asyncio.ensure_future(to_thread(self._read_rest, fd, size))
-
-    def _read_rest(self, fd: int, size: int) -> bytes:
-        try:
-            data = read_exactly(fd, size)
-        finally:
-            self._rlock.release()
-        if self._after_read is not None:
-            self._after_read()
-        return data
-
-    def _keep_when_done(self, pending: asyncio.Future[bytes]) -> None:
-        def _keep(future: asyncio.Future[bytes]) -> None:
+    def _keep_when_done(self, pending: asyncio.Future[bytearray]) -> None:
+        def _keep(future: asyncio.Future[bytearray]) -> None:
             if not future.cancelled() and future.exception() is None:
                 self._kept.append(future.result())
 
@@ -229,7 +236,10 @@ class SimpleQueue(Generic[T]):
         Cancellation:
             Safe: nothing is taken from the queue for a getter that was cancelled.
         """
-        return pickle.loads(await self._get.read(None))  # type: ignore[no-any-return]
+        data = self._get.attempt()
+        if data is _EMPTY or data is _LOCKED:
+            data = await self._get.read(None)
+        return pickle.loads(data)  # type: ignore[arg-type,no-any-return]
 
     async def put(self, item: T) -> None:
         """Put an item in the queue (pickled here; written whole)."""
@@ -343,9 +353,15 @@ class Queue(Generic[T]):
             Safe: nothing is taken from the queue for a getter that was cancelled.
         """
         self._check_open()
-        timeout = _check_timeout(timeout)
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        return pickle.loads(await self._get.read(deadline))  # type: ignore[no-any-return]
+        data = self._get.attempt()  # the fast path: an item is there, nothing to await
+        if data is _EMPTY or data is _LOCKED:
+            if timeout is not None:
+                timeout = _check_timeout(timeout)
+                deadline: float | None = asyncio.get_running_loop().time() + timeout  # type: ignore[operator]
+            else:
+                deadline = None
+            data = await self._get.read(deadline)
+        return pickle.loads(data)  # type: ignore[arg-type,no-any-return]
 
     async def __aiter__(self) -> AsyncIterator[T]:
         """Yield items as they come, forever (break out of the loop to stop)."""
