@@ -191,11 +191,18 @@ def chain_future(
 
 
 class _FdWaiters:
-    __slots__ = ("armed", "futures")
+    __slots__ = ("armed", "broadcast", "futures")
 
     def __init__(self) -> None:
         self.futures: collections.deque[asyncio.Future[None]] = collections.deque()
         self.armed = False
+        self.broadcast = False  # wake every waiter at once (a state, not items to take)
+
+    def wake_all(self) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_result(None)
+        self.futures.clear()
 
     def wake_one(self) -> bool:
         """Wake the first live waiter; tell whether live waiters remain."""
@@ -244,8 +251,12 @@ class FdWatcher:
         waiters = self._waiters.get(fd)
         return 0 if waiters is None else sum(not f.done() for f in waiters.futures)
 
-    async def wait_readable(self, fd: int) -> None:
-        """Return once fd is readable (or hung up). Waiters are woken one at a time, FIFO.
+    async def wait_readable(self, fd: int, *, broadcast: bool = False) -> None:
+        """Return once fd is readable (or hung up).
+
+        Waiters are woken one at a time, FIFO, as fits items to take; with
+        broadcast (a descriptor that signals a state, as Event's doorbell)
+        all waiters of fd are woken together.
 
         Cancellation:
             Safe: nothing is read on the waiter's behalf.
@@ -254,6 +265,7 @@ class FdWatcher:
         waiters = self._waiters.get(fd)
         if waiters is None:
             waiters = self._waiters[fd] = _FdWaiters()
+        waiters.broadcast = waiters.broadcast or broadcast
         waiters.futures.append(future)
         if not waiters.armed:
             self._arm(fd, waiters)
@@ -312,7 +324,9 @@ class FdWatcher:
             waiters.armed = False  # EPOLLONESHOT disarmed it
         else:
             self._disarm(fd, waiters)
-        if waiters.wake_one():
+        if waiters.broadcast:
+            waiters.wake_all()
+        elif waiters.wake_one():
             self._arm(fd, waiters)  # still readable: fires again for the next waiter
 
 
@@ -329,9 +343,9 @@ def watcher_for(loop: asyncio.AbstractEventLoop) -> FdWatcher:
     return watcher
 
 
-async def wait_readable(fd: int) -> None:
+async def wait_readable(fd: int, *, broadcast: bool = False) -> None:
     """Wait until fd is readable, from the running loop, with no thread."""
-    await watcher_for(asyncio.get_running_loop()).wait_readable(fd)
+    await watcher_for(asyncio.get_running_loop()).wait_readable(fd, broadcast=broadcast)
 
 
 def forget_fd(fd: int) -> None:

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-These are POSIX semaphores: no descriptor to watch. Every wait first tries
+Locks and semaphores are POSIX semaphores: no descriptor to watch (an
+``Event`` carries one of its own, see below). Every wait first tries
 the non-blocking call; only a wait that would block goes to a helper thread,
 and all coroutines of a loop waiting on the same object share one
 (_bridge.wait_blocking). The helper only *observes* (acquire then release,
@@ -24,10 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import multiprocessing.synchronize
+import os
 from typing import TYPE_CHECKING, Any
 
-from ._bridge import wait_blocking
+from ._bridge import wait_blocking, wait_readable
 from ._context import get_context
+from ._wire import read_nowait_into
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -240,15 +244,57 @@ class BoundedSemaphore(Semaphore):
         return context.BoundedSemaphore(value)
 
 
+class _DoorbellEvent(multiprocessing.synchronize.Event):
+    """A ``multiprocessing.Event`` whose pipe is readable exactly while it is set.
+
+    ``set`` writes one byte on the transition to set, ``clear`` reads it
+    back, both under the event's own lock: at most one byte is ever in the
+    pipe, so neither blocks. Waiters never read it, they watch it: readiness
+    (no thread) wakes every waiting coroutine of every process at once.
+    Plain synchronous code (``.sync`` in a child) rings it too: it is this
+    class, with the stdlib's API.
+    """
+
+    def __init__(self, *, ctx: BaseContext) -> None:
+        super().__init__(ctx=ctx)
+        self._bell_reader, self._bell_writer = ctx.Pipe(duplex=False)
+
+    def doorbell(self) -> int:
+        return self._bell_reader.fileno()
+
+    def peek(self) -> bool:
+        """Tell whether it is set, without the event's lock (a consistent read of the flag).
+
+        ``is_set`` takes the lock, which ``set`` still holds as a woken waiter
+        looks: the waiter would sleep on it. Set and clear change the flag
+        under that lock, so one read sees either state, never half of one.
+        """
+        return not self._flag._semlock._is_zero()  # type: ignore[attr-defined]
+
+    def set(self) -> None:
+        with self._cond:  # type: ignore[attr-defined]
+            was_set = self._flag.acquire(False)  # type: ignore[attr-defined]
+            self._flag.release()  # type: ignore[attr-defined]
+            if not was_set:
+                os.write(self._bell_writer.fileno(), b"\x01")
+            self._cond.notify_all()  # type: ignore[attr-defined]
+
+    def clear(self) -> None:
+        with self._cond:  # type: ignore[attr-defined]
+            if self._flag.acquire(False):  # type: ignore[attr-defined]
+                read_nowait_into(self._bell_reader.fileno(), memoryview(bytearray(1)))
+
+
 class Event:
     """``multiprocessing.Event``, awaitable: ``await event.wait(timeout=)``.
 
     ``set``, ``clear`` and ``is_set`` do not wait, so they stay plain calls.
-    All coroutines of a loop waiting on one event share one helper thread.
+    Waiting costs no thread: the event carries a doorbell pipe, readable
+    exactly while it is set, that the loop watches.
     """
 
     def __init__(self, *, context: BaseContext | str | None = None) -> None:
-        self._event = get_context(context).Event()
+        self._event = _DoorbellEvent(ctx=get_context(context))
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
         return type(self)._rebuild, (self._event,)
@@ -263,8 +309,8 @@ class Event:
         return f"<toolkit.Event {'set' if self.is_set() else 'unset'}>"
 
     @property
-    def sync(self) -> Any:
-        """The plain ``multiprocessing.Event`` underneath."""
+    def sync(self) -> multiprocessing.synchronize.Event:
+        """The ``multiprocessing.Event`` underneath (which also rings the doorbell)."""
         return self._event
 
     def is_set(self) -> bool:
@@ -283,12 +329,14 @@ class Event:
             Safe: nothing changes.
         """
         timeout = _check_timeout(timeout)
-        if self.is_set():
+        event = self._event
+        if event.peek():
             return True
+        doorbell = event.doorbell()
         try:
             async with asyncio.timeout(timeout):
-                while not self.is_set():
-                    await wait_blocking(self._event, self._event.wait)
+                while not event.peek():
+                    await wait_readable(doorbell, broadcast=True)
         except TimeoutError:
-            return self.is_set()
+            return event.peek()
         return True
