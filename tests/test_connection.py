@@ -171,3 +171,13 @@ async def test_many_waiters_on_one_connection_need_no_thread() -> None:
 def test_connection_wraps_only_connections() -> None:
     with pytest.raises(TypeError, match="Connection"):
         toolkit.Connection(42)  # type: ignore[arg-type]
+
+
+async def test_close_wakes_a_pending_recv() -> None:
+    left, right = toolkit.Pipe()
+    pending = asyncio.ensure_future(right.recv())
+    await asyncio.sleep(0)
+    right.close()
+    with pytest.raises(toolkit.ClosedError):
+        await asyncio.wait_for(pending, 10)
+    left.close()

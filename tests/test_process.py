@@ -101,3 +101,12 @@ def test_process_sync_is_the_plain_process() -> None:
     assert isinstance(process.sync, multiprocessing.process.BaseProcess)
     assert (process.name, process.daemon) == ("worker-1", True)
     assert "toolkit." in repr(process)
+
+
+async def test_process_join_after_close_is_a_value_error() -> None:
+    process = toolkit.Process(target=_helpers.exit_with, args=(0,))
+    process.start()
+    await asyncio.wait_for(process.join(), 30)
+    process.close()
+    with pytest.raises(ValueError, match="closed"):
+        await process.join()

@@ -192,3 +192,14 @@ async def test_simple_queue_round_trip(mp_context: BaseContext) -> None:
             q.get_nowait()
     finally:
         q.close()
+
+
+async def test_queue_timeout_is_checked_even_with_an_item_there() -> None:
+    async with toolkit.Queue[int]() as q:
+        assert q.maxsize == 0
+        await q.put(1)
+        with pytest.raises(ValueError, match="timeout"):
+            await q.get(timeout=-1)
+        with pytest.raises(TypeError, match="timeout"):
+            await q.get(timeout="soon")  # type: ignore[arg-type]
+        assert await q.get() == 1

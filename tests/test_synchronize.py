@@ -157,3 +157,52 @@ async def test_value_and_array_shared_with_children(mp_context: BaseContext) -> 
     assert raw.value == 1.5
     with pytest.raises(ValueError, match="RawValue"):
         toolkit.Value("i", 0, lock=False)
+
+
+@pytest.mark.parametrize("kind", [toolkit.Lock, toolkit.RLock])
+async def test_lock_is_fair_between_tasks(kind: type[toolkit.Lock | toolkit.RLock]) -> None:
+    lock = kind()
+    counts = [0, 0, 0]
+
+    async def worker(i: int) -> None:
+        for _ in range(30):
+            async with lock:
+                counts[i] += 1
+                await asyncio.sleep(0)
+
+    await asyncio.wait_for(asyncio.gather(*(worker(i) for i in range(3))), 30)
+    assert counts == [30, 30, 30]
+
+
+@pytest.mark.parametrize("kind", [toolkit.Lock, toolkit.RLock])
+async def test_lock_handed_to_a_cancelled_waiter_goes_on(
+    kind: type[toolkit.Lock | toolkit.RLock],
+) -> None:
+    lock = kind()
+    got: list[str] = []
+
+    async def contender(name: str) -> None:
+        async with lock:
+            got.append(name)
+
+    await lock.acquire()
+    first = asyncio.ensure_future(contender("first"))
+    second = asyncio.ensure_future(contender("second"))
+    await asyncio.sleep(0)  # both wait
+    lock.release()  # handed to `first`...
+    first.cancel()  # ...cancelled before it runs: `second` must get it
+    await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 10)
+    assert got == ["second"]
+    assert await lock.acquire(timeout=1)  # and nothing is left held
+    lock.release()
+
+
+async def test_rlock_reentry_does_not_queue_behind_waiters() -> None:
+    rlock = toolkit.RLock()
+    await rlock.acquire()
+    other = asyncio.ensure_future(rlock.acquire())
+    await asyncio.sleep(0)
+    assert await rlock.acquire(timeout=1)  # re-entry while `other` waits (same task)
+    rlock.release()
+    rlock.release()
+    assert await asyncio.wait_for(other, 10)

@@ -46,6 +46,7 @@ __all__ = [
     "SharedWaits",
     "bridge_for",
     "chain_future",
+    "closing_fd",
     "forget_fd",
     "shared_waits_for",
     "wait_blocking",
@@ -275,6 +276,13 @@ class FdWatcher:
             if not waiters.futures or all(f.done() for f in waiters.futures):
                 self._forget(fd, waiters)
 
+    def wake_all(self, fd: int) -> None:
+        """Wake every waiter of fd (its object is being closed: they look and see)."""
+        waiters = self._waiters.get(fd)
+        if waiters is not None:
+            waiters.wake_all()
+            self._forget(fd, waiters)
+
     def forget(self, fd: int) -> None:
         """Drop fd before it is closed (its number may be reused)."""
         waiters = self._waiters.get(fd)
@@ -346,6 +354,25 @@ def watcher_for(loop: asyncio.AbstractEventLoop) -> FdWatcher:
 async def wait_readable(fd: int, *, broadcast: bool = False) -> None:
     """Wait until fd is readable, from the running loop, with no thread."""
     await watcher_for(asyncio.get_running_loop()).wait_readable(fd, broadcast=broadcast)
+
+
+def closing_fd(fd: int) -> None:
+    """Say fd is about to be closed: its waiters, on every loop, wake and see it closed.
+
+    A closed descriptor leaves epoll silently; without this they would wait forever.
+    """
+    for watcher in list(_watchers.values()):
+        loop = watcher._loop_ref()
+        if loop is None or loop.is_closed():
+            continue
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            watcher.wake_all(fd)
+        else:
+            bridge_for(loop).post(watcher.wake_all, fd)
 
 
 def forget_fd(fd: int) -> None:

@@ -20,7 +20,7 @@ import pickle
 import select
 from typing import TYPE_CHECKING, Any
 
-from ._bridge import wait_readable
+from ._bridge import closing_fd, wait_readable
 from ._errors import ClosedError
 from ._executors import to_thread
 from ._wire import Partial, available, finish, try_read_message
@@ -84,7 +84,9 @@ class Connection:
         return self._conn.fileno()
 
     def close(self) -> None:
-        """Close the connection (as the stdlib; pending waits then fail)."""
+        """Close the connection (as the stdlib); pending receives fail with ClosedError."""
+        if not self._conn.closed:
+            closing_fd(self._conn.fileno())
         self._conn.close()
 
     def _fd(self, readable: bool) -> int:
@@ -145,6 +147,7 @@ class Connection:
                 data = await asyncio.shield(self._pending_read)
                 self._pending_read = None
                 return data
+            fd = self._fd(readable=True)  # closed while we waited: ClosedError
             message = try_read_message(fd)
             if isinstance(message, bytearray):
                 return message

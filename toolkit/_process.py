@@ -111,6 +111,8 @@ class Process:
             Safe: the process is left running, nothing is read.
         """
         process = self._process
+        if process._closed:  # type: ignore[attr-defined]
+            raise ValueError("process object is closed")
         if process._popen is None:  # type: ignore[attr-defined]
             raise AssertionError("can only join a started process")
         if process.exitcode is not None:

@@ -29,6 +29,7 @@ import collections
 import contextlib
 import multiprocessing.queues
 import multiprocessing.reduction
+import multiprocessing.synchronize
 import pickle
 import queue as stdlib_queue
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -58,6 +59,9 @@ def _check_timeout(timeout: float | None) -> float | None:
         raise ValueError("'timeout' must be a non-negative number")
     return float(timeout)
 
+
+# What multiprocessing stores as the bound of an unbounded queue.
+_SEM_VALUE_MAX: int = multiprocessing.synchronize.SEM_VALUE_MAX  # type: ignore[attr-defined]
 
 _EMPTY = object()  # nothing there
 _LOCKED = object()  # another reader holds the read lock
@@ -295,7 +299,7 @@ class Queue(Generic[T]):
         return type(self)._rebuild, (self._queue,)
 
     def __repr__(self) -> str:
-        return f"<toolkit.{type(self).__name__} maxsize={self._queue._maxsize}>"  # type: ignore[attr-defined]
+        return f"<toolkit.{type(self).__name__} maxsize={self.maxsize}>"
 
     @property
     def sync(self) -> multiprocessing.queues.Queue[Any]:
@@ -304,7 +308,9 @@ class Queue(Generic[T]):
 
     @property
     def maxsize(self) -> int:
-        return int(self._queue._maxsize)  # type: ignore[attr-defined]
+        """The bound given at creation; 0 for unbounded (as queue.Queue)."""
+        maxsize = int(self._queue._maxsize)  # type: ignore[attr-defined]
+        return 0 if maxsize == _SEM_VALUE_MAX else maxsize
 
     def _check_open(self) -> None:
         if self._queue._closed:  # type: ignore[attr-defined]
@@ -353,13 +359,11 @@ class Queue(Generic[T]):
             Safe: nothing is taken from the queue for a getter that was cancelled.
         """
         self._check_open()
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
         data = self._get.attempt()  # the fast path: an item is there, nothing to await
         if data is _EMPTY or data is _LOCKED:
-            if timeout is not None:
-                timeout = _check_timeout(timeout)
-                deadline: float | None = asyncio.get_running_loop().time() + timeout  # type: ignore[operator]
-            else:
-                deadline = None
+            deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
             data = await self._get.read(deadline)
         return pickle.loads(data)  # type: ignore[arg-type,no-any-return]
 

@@ -49,6 +49,10 @@ def _check_timeout(timeout: float | None) -> float | None:
     return max(0.0, float(timeout))
 
 
+# The holder of a lock being handed from a releasing task to a waiting one.
+_HANDED: Any = object()
+
+
 class _SemLockBase:
     """What Lock, RLock and the semaphores share: try, then wait (locally or through a helper)."""
 
@@ -93,11 +97,15 @@ class _SemLockBase:
     async def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         """Acquire, waiting up to timeout seconds (None: forever); return whether it did.
 
+        Tasks of this process get it in the order they asked (a releasing
+        task hands it to the next local waiter; nobody barges in).
+
         Cancellation:
-            Safe: a cancelled acquire holds nothing.
+            Safe: a cancelled acquire holds nothing (a lock handed to it as it
+            was cancelled goes on to the next waiter).
         """
         timeout = _check_timeout(timeout)
-        if self._try_acquire():
+        if self._acquire_now():
             return True
         if not block:
             return False
@@ -106,12 +114,21 @@ class _SemLockBase:
                 while True:
                     if self._held_here():
                         await self._wait_local()
-                    else:
-                        await wait_blocking(self._sem, self._observe)
+                        self._taken_over()
+                        return True  # handed over by the releasing task
+                    await wait_blocking(self._sem, self._observe)
                     if self._try_acquire():
                         return True
         except TimeoutError:
             return False
+
+    def _acquire_now(self) -> bool:
+        return not self._has_local_waiters() and self._try_acquire()
+
+    def _has_local_waiters(self) -> bool:
+        while self._local_waiters and self._local_waiters[0].done():
+            self._local_waiters.popleft()
+        return bool(self._local_waiters)
 
     async def _wait_local(self) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -120,20 +137,26 @@ class _SemLockBase:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._wake_local()  # our turn came as we left: pass it on
+                # It was handed to us as we were cancelled: take it, pass it on.
+                self._taken_over()
+                self.release()
             raise
 
-    def _wake_local(self) -> None:
+    def _taken_over(self) -> None:
+        """The current task now holds what the releasing task handed over."""
+
+    def _hand_over(self) -> bool:
+        """Give the lock, still acquired, to the first local waiter; tell whether one took it."""
         while self._local_waiters:
             future = self._local_waiters.popleft()
             if not future.done():
                 future.set_result(None)
-                return
+                return True
+        return False
 
     def release(self) -> None:
         """Release (as the stdlib; a task of another process may be woken)."""
         self._sem.release()
-        self._wake_local()
 
     async def __aenter__(self) -> Self:
         await self.acquire()
@@ -171,9 +194,15 @@ class Lock(_SemLockBase):
     def _held_here(self) -> bool:
         return self._holder is not None
 
+    def _taken_over(self) -> None:
+        self._holder = asyncio.current_task()
+
     def release(self) -> None:
-        self._holder = None
-        super().release()
+        # While handed over, it is still held here (by the waiter about to run).
+        self._holder = _HANDED
+        if not self._hand_over():
+            self._holder = None
+            self._sem.release()
 
 
 class RLock(_SemLockBase):
@@ -201,6 +230,16 @@ class RLock(_SemLockBase):
     def _held_here(self) -> bool:
         return self._owner is not None
 
+    def _acquire_now(self) -> bool:
+        if self._owner is not None and self._owner is asyncio.current_task():
+            return self._try_acquire()  # re-entry: never queue behind others
+        return super()._acquire_now()
+
+    def _taken_over(self) -> None:
+        # The semaphore stays held by the loop's thread: only the task changes.
+        self._owner = asyncio.current_task()
+        self._count = 1
+
     def release(self) -> None:
         """Release one level.
 
@@ -209,11 +248,14 @@ class RLock(_SemLockBase):
         """
         if self._owner is not asyncio.current_task() and self._owner is not None:
             raise AssertionError("attempt to release recursive lock not owned by this task")
-        self._sem.release()
         self._count -= 1
-        if self._count == 0:
+        if self._count:
+            self._sem.release()
+            return
+        self._owner = _HANDED
+        if not self._hand_over():
             self._owner = None
-            self._wake_local()
+            self._sem.release()
 
 
 class Semaphore(_SemLockBase):
