@@ -22,12 +22,15 @@ import multiprocessing
 import os
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 import toolkit
 from benchmarks._util import loop_factories, table
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
 
 ITEMS = 200_000
 SLOW_ITEMS = 5_000  # for the per-call baselines
@@ -181,11 +184,10 @@ async def _event_latency() -> dict[str, tuple[float, float]]:
     async with toolkit.Process(target=_ping_event, args=args, context=ctx):
         for _ in range(PINGS):
             event.clear()
-            waiter = asyncio.ensure_future(event.wait())
-            await asyncio.sleep(0.002)  # the waiter is parked in its helper wait
+            waiter = asyncio.ensure_future(_woken_at(event.wait()))
+            await asyncio.sleep(0.002)  # the waiter is parked
             go_ours.send(None)
-            await waiter
-            woke = time.perf_counter()
+            woke = await waiter
             samples.append(woke - times_ours.recv())
     results["toolkit Event.wait"] = _p50_p99(samples)
 
@@ -199,10 +201,10 @@ async def _event_latency() -> dict[str, tuple[float, float]]:
     for _ in range(PINGS):
         readable: asyncio.Future[None] = loop.create_future()
         loop.add_reader(r, _resolve, readable)
+        waiter = asyncio.ensure_future(_woken_at(readable))
         await asyncio.sleep(0.002)
         go_ours.send(None)
-        await readable
-        woke = time.perf_counter()
+        woke = await waiter
         loop.remove_reader(r)
         os.read(r, 1)
         samples.append(woke - times_ours.recv())
@@ -213,6 +215,12 @@ async def _event_latency() -> dict[str, tuple[float, float]]:
     for conn in (go_ours, go_theirs, times_ours, times_theirs):
         conn.close()
     return results
+
+
+async def _woken_at(wait: Awaitable[object]) -> float:
+    """Await, in a task of its own, and say when it woke (both contenders alike)."""
+    await wait
+    return time.perf_counter()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -55,6 +55,7 @@ class Connection:
         self._writers: asyncio.Lock | None = None
         self._pending_read: asyncio.Future[bytearray] | None = None
         self._pending_write: asyncio.Future[None] | None = None
+        self._header = bytearray(4)  # scratch for message headers (one reader at a time)
 
     def __reduce__(self) -> tuple[type[Connection], tuple[multiprocessing.connection.Connection]]:
         return type(self), (self._conn,)
@@ -124,16 +125,27 @@ class Connection:
         Cancellation:
             Safe, as recv_bytes.
         """
-        return pickle.loads(await self._receive())
+        message = self._try_receive()  # the fast path, without a second coroutine
+        if message is None:
+            message = await self._receive()
+        return pickle.loads(message)
+
+    def _try_receive(self) -> bytearray | None:
+        """Take a message that is wholly there, if no other task of ours is reading."""
+        if self._pending_read is not None or (self._readers is not None and self._readers.locked()):
+            return None
+        fd = self._fd(readable=True)
+        message = try_read_message(fd, self._header)
+        if isinstance(message, Partial):
+            self._pending_read = asyncio.ensure_future(to_thread(finish, fd, message))
+            return None
+        return message
 
     async def _receive(self) -> bytearray:
+        message = self._try_receive()
+        if message is not None:
+            return message
         fd = self._fd(readable=True)
-        if self._pending_read is None and (self._readers is None or not self._readers.locked()):
-            message = try_read_message(fd)  # the fast path: a message is there, no await
-            if isinstance(message, bytearray):
-                return message
-            if message is not None:
-                self._pending_read = asyncio.ensure_future(to_thread(finish, fd, message))
         if self._readers is None:
             self._readers = asyncio.Lock()
         async with self._readers:
@@ -148,7 +160,7 @@ class Connection:
                 self._pending_read = None
                 return data
             fd = self._fd(readable=True)  # closed while we waited: ClosedError
-            message = try_read_message(fd)
+            message = try_read_message(fd, self._header)
             if isinstance(message, bytearray):
                 return message
             if isinstance(message, Partial):

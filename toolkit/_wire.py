@@ -87,8 +87,11 @@ class Partial:
         self.filled = filled
 
 
-def try_read_message(fd: int) -> bytearray | Partial | None:
+def try_read_message(fd: int, header: bytearray | None = None) -> bytearray | Partial | None:
     """Read one message if it is there, without blocking.
+
+    Args:
+        header: a 4-byte scratch buffer to read the header into.
 
     Returns:
         The payload; None if no byte of a message is there (nothing was
@@ -97,14 +100,15 @@ def try_read_message(fd: int) -> bytearray | Partial | None:
     Raises:
         EOFError: the writer closed, at a message boundary.
     """
-    header = bytearray(_HEADER.size)
+    if header is None:  # callers that read often pass a buffer of their own
+        header = bytearray(_HEADER.size)
     got = read_nowait_into(fd, memoryview(header))
     if got == -1:
         return None
     if got == 0:
         raise EOFError
     if got < _HEADER.size:
-        return Partial(header, None, got)
+        return Partial(bytearray(header), None, got)
     size: int = _HEADER.unpack(header)[0]
     if size == -1:  # over 2 GiB: the real length follows
         size = _LONG.unpack(read_exactly(fd, _LONG.size))[0]
