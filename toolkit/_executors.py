@@ -60,6 +60,7 @@ from ._serialize import (
     run_chunk_here,
 )
 from ._thread_cache import ThreadCache
+from ._validate import check_callable, check_positive_int, check_timeout
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -94,32 +95,6 @@ FIRST_COMPLETED = cf.FIRST_COMPLETED
 FIRST_EXCEPTION = cf.FIRST_EXCEPTION
 ALL_COMPLETED = cf.ALL_COMPLETED
 _RETURN_WHEN = (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED)
-
-
-def _check_callable(fn: object) -> None:
-    if not callable(fn):
-        raise TypeError(f"expected a callable, got {type(fn).__name__} {fn!r}")
-
-
-def _check_timeout(timeout: object, *, allow_zero: bool = False) -> float | None:
-    """Validate a timeout; 0 means "poll" where the stdlib allows it (wait, as_completed)."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
-    if not (timeout >= 0 if allow_zero else timeout > 0):  # also rejects NaN
-        raise ValueError(f"timeout must be {'>= 0' if allow_zero else '> 0'}, not {timeout!r}")
-    return float(timeout)
-
-
-def _check_positive_int(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int or None, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, not {value!r}")
-    return value
 
 
 def _running_loop(what: str) -> asyncio.AbstractEventLoop:
@@ -207,7 +182,7 @@ async def to_thread(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) ->
         be stopped: it runs to its end in its thread and its result is
         discarded; the awaiting task gets ``CancelledError`` at once.
     """
-    _check_callable(fn)
+    check_callable(fn)
     future: asyncio.Future[R] = _running_loop("to_thread()").create_future()
     _thread_cache().submit(_ThreadCall(fn, args, kwargs, future))
     return await future
@@ -412,7 +387,7 @@ class AsyncExecutor:
                 f"AsyncExecutor needs a concurrent.futures.Executor, not {type(executor).__name__}"
             )
         self._executor = executor
-        self._timeout = _check_timeout(timeout)
+        self._timeout = check_timeout(timeout, allow_zero=False)
         self._serialize = not _is_in_process(executor) if serialize is None else bool(serialize)
         self._workers: int | None = None
         self._closed = False
@@ -474,7 +449,7 @@ class AsyncExecutor:
         Cancellation:
             Cancelling the future cancels the task if it has not started.
         """
-        _check_callable(fn)
+        check_callable(fn)
         loop = _running_loop("submit()")
         self._check_open()
         if self._serialize:
@@ -698,15 +673,15 @@ class AsyncExecutor:
             cancelling the consumer) cancels every task in flight that has not
             started and stops pulling input.
         """
-        _check_callable(fn)
+        check_callable(fn)
         if not iterables:
             raise TypeError("map() needs at least one iterable")
         for iterable in iterables:
             if not hasattr(iterable, "__iter__") and not hasattr(iterable, "__aiter__"):
                 raise TypeError(f"map() arguments must be iterable, not {type(iterable).__name__}")
-        window = _check_positive_int(window, "window")
-        chunksize = _check_positive_int(chunksize, "chunksize")
-        timeout = _check_timeout(timeout, allow_zero=True)
+        window = check_positive_int(window, "window")
+        chunksize = check_positive_int(chunksize, "chunksize")
+        timeout = check_timeout(timeout)
         if not isinstance(ordered, bool):
             raise TypeError(f"ordered must be a bool, not {ordered!r}")
         self._check_open()
@@ -734,7 +709,7 @@ class AsyncExecutor:
         Cancellation:
             Stopping the iteration leaves the futures running.
         """
-        timeout = _check_timeout(timeout, allow_zero=True)
+        timeout = check_timeout(timeout)
         loop = _running_loop("as_completed()")
         futures = _as_futures(fs, loop)
         deadline = None if timeout is None else loop.time() + timeout
@@ -761,7 +736,7 @@ class AsyncExecutor:
             raise ValueError(
                 f"return_when must be one of {', '.join(_RETURN_WHEN)}, not {return_when!r}"
             )
-        timeout = _check_timeout(timeout, allow_zero=True)
+        timeout = check_timeout(timeout)
         futures = _as_futures(fs, asyncio.get_running_loop())
         if not futures:
             return set(), set()

@@ -38,6 +38,7 @@ from ._bridge import wait_blocking, wait_readable
 from ._context import get_context
 from ._errors import ClosedError, QueueEmpty, QueueFull
 from ._executors import to_thread
+from ._validate import check_timeout
 from ._wire import Partial, available, finish, try_read_message
 
 if TYPE_CHECKING:
@@ -48,16 +49,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = ["JoinableQueue", "Queue", "SimpleQueue"]
-
-
-def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
-    if timeout < 0:
-        raise ValueError("'timeout' must be a non-negative number")
-    return float(timeout)
 
 
 # What multiprocessing stores as the bound of an unbounded queue.
@@ -360,7 +351,7 @@ class Queue(Generic[T]):
         """
         self._check_open()
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = check_timeout(timeout)
         data = self._get.attempt()  # the fast path: an item is there, nothing to await
         if data is _EMPTY or data is _LOCKED:
             deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
@@ -405,7 +396,7 @@ class Queue(Generic[T]):
         Cancellation:
             Safe: a cancelled put did not put its item.
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         while True:
             with contextlib.suppress(QueueFull):
@@ -446,7 +437,7 @@ class JoinableQueue(Queue[T]):
         Cancellation:
             Safe: nothing changes.
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         try:
             async with asyncio.timeout(timeout):
                 while not self._all_done(0):

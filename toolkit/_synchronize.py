@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._bridge import wait_blocking, wait_readable
 from ._context import get_context
+from ._validate import check_timeout
 from ._wire import read_nowait_into
 
 if TYPE_CHECKING:
@@ -39,14 +40,6 @@ if TYPE_CHECKING:
     from typing import Self
 
 __all__ = ["BoundedSemaphore", "Event", "Lock", "RLock", "Semaphore"]
-
-
-def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
-    return max(0.0, float(timeout))
 
 
 # The holder of a lock being handed from a releasing task to a waiting one.
@@ -104,7 +97,7 @@ class _SemLockBase:
             Safe: a cancelled acquire holds nothing (a lock handed to it as it
             was cancelled goes on to the next waiter).
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout, negative_is_zero=True)
         if self._acquire_now():
             return True
         if not block:
@@ -370,7 +363,7 @@ class Event:
         Cancellation:
             Safe: nothing changes.
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout, negative_is_zero=True)
         event = self._event
         if event.peek():
             return True
