@@ -184,3 +184,11 @@ def increment_many(value: Any, times: int) -> None:
 def fill_array(array: Any) -> None:
     for i in range(len(array)):
         array[i] = i * i
+
+
+def die_holding_read_lock(q: Any) -> None:
+    """Take the queue's internal read lock, then die without releasing it."""
+    import os
+
+    q.sync._rlock.acquire()
+    os._exit(0)

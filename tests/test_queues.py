@@ -203,3 +203,16 @@ async def test_queue_timeout_is_checked_even_with_an_item_there() -> None:
         with pytest.raises(TypeError, match="timeout"):
             await q.get(timeout="soon")  # type: ignore[arg-type]
         assert await q.get() == 1
+
+
+async def test_reader_dying_with_the_read_lock_gives_a_clear_error(mp_context: BaseContext) -> None:
+    async with toolkit.Queue[int](context=mp_context) as q:
+        async with toolkit.Process(
+            target=_helpers.die_holding_read_lock, args=(q,), context=mp_context
+        ):
+            pass
+        await q.put(1)
+        assert await toolkit.to_thread(q.sync._reader.poll, 10)  # type: ignore[attr-defined]
+        with pytest.raises(toolkit.QueueEmpty, match="read lock"):
+            await q.get(timeout=0.3)
+        q.cancel_join_thread()

@@ -144,7 +144,11 @@ class _Reader:
                 # Data is there but another reader holds the lock: wait for the
                 # lock (a shared helper thread), not for readability, which
                 # would fire at once, again and again.
-                await self._wait_until(deadline, wait_blocking(self._rlock, self._lock_free))
+                stuck = (
+                    "items are waiting, but another process holds the queue's read lock"
+                    " (did a process die while reading from the queue?)"
+                )
+                await self._wait_until(deadline, wait_blocking(self._rlock, self._lock_free), stuck)
                 continue
             if outcome is not _EMPTY and outcome is not _LOCKED:
                 return outcome  # type: ignore[return-value]
@@ -171,7 +175,7 @@ class _Reader:
         return False
 
     @staticmethod
-    async def _wait_until(deadline: float | None, wait: Any) -> None:
+    async def _wait_until(deadline: float | None, wait: Any, why: str = "") -> None:
         if deadline is None:
             await wait
             return
@@ -179,7 +183,7 @@ class _Reader:
             async with asyncio.timeout_at(deadline):
                 await wait
         except TimeoutError:
-            raise QueueEmpty from None
+            raise QueueEmpty(why) if why else QueueEmpty from None
 
 
 class SimpleQueue(Generic[T]):
