@@ -192,3 +192,19 @@ def die_holding_read_lock(q: Any) -> None:
 
     q.sync._rlock.acquire()
     os._exit(0)
+
+
+def condition_wait(cond: Any, started: str) -> None:
+    """A plain child: wait on the condition (stdlib API); exit 0 if notified, 1 on timeout."""
+    import sys
+
+    with cond.sync:
+        with open(started, "w", encoding="utf-8"):
+            pass
+        woken = cond.sync.wait(timeout=30)
+    sys.exit(0 if woken else 1)
+
+
+def condition_notify_all(cond: Any) -> None:
+    with cond.sync:
+        cond.sync.notify_all()

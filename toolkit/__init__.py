@@ -45,6 +45,7 @@ from ._sharedctypes import (
 )
 from ._synchronize import (
     BoundedSemaphore as BoundedSemaphore,
+    Condition as Condition,
     Event as Event,
     Lock as Lock,
     RLock as RLock,
@@ -61,6 +62,7 @@ __all__ = (
     "AsyncExecutor",
     "BoundedSemaphore",
     "ClosedError",
+    "Condition",
     "Connection",
     "Event",
     "ExecutorStats",

@@ -48,6 +48,7 @@ __all__ = [
     "chain_future",
     "closing_fd",
     "forget_fd",
+    "helper_threads",
     "shared_waits_for",
     "wait_blocking",
     "wait_readable",
@@ -403,7 +404,8 @@ _wait_threads: ThreadCache | None = None
 _wait_threads_lock = threading.Lock()
 
 
-def _helper_threads() -> ThreadCache:
+def helper_threads() -> ThreadCache:
+    """The cache of helper-wait threads (one thread per contended object)."""
     global _wait_threads
     with _wait_threads_lock:
         if _wait_threads is None:
@@ -466,7 +468,7 @@ class SharedWaits:
                 ready = True
             bridge.post(self._finish, key, entry, ready)
 
-        _helper_threads().submit(_helper)
+        helper_threads().submit(_helper)
 
     def _finish(self, key: Hashable, entry: _SharedWait, ready: bool) -> None:
         entry.running = False

@@ -27,19 +27,23 @@ import asyncio
 import collections
 import multiprocessing.synchronize
 import os
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._bridge import wait_blocking, wait_readable
+from ._bridge import bridge_for, helper_threads, wait_blocking, wait_readable
 from ._context import get_context
 from ._validate import check_timeout
 from ._wire import read_nowait_into
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.context import BaseContext
     from types import TracebackType
     from typing import Self
 
-__all__ = ["BoundedSemaphore", "Event", "Lock", "RLock", "Semaphore"]
+__all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
+
+T = TypeVar("T")
 
 
 # The holder of a lock being handed from a releasing task to a waiting one.
@@ -375,3 +379,204 @@ class Event:
         except TimeoutError:
             return event.peek()
         return True
+
+
+_WAITING, _WOKEN, _GONE = range(3)
+
+
+class _Sleeper:
+    """One coroutine waiting on a Condition."""
+
+    __slots__ = ("future", "state")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.state = _WAITING
+
+
+class Condition:
+    """``multiprocessing.Condition``, awaitable: ``await wait()``, ``await wait_for(pred)``.
+
+    ``notify(n)`` and ``notify_all()`` stay plain calls, as the stdlib's.
+
+    How: each waiting coroutine counts as one sleeper in the stdlib's protocol
+    (``_sleeping_count``), so notifiers in any process see it. One helper
+    thread per condition takes the wake tokens notifiers hand out, signals
+    "woken" at once (a stdlib ``notify`` waits for that, and would otherwise
+    wait for a loop it may be blocking), and wakes the first waiting
+    coroutine. A waiter that times out or is cancelled settles its count as
+    a timed-out stdlib sleeper does, under a lock shared with the helper, so
+    the counts stay exact.
+
+    Args:
+        lock: a ``toolkit.Lock`` or ``toolkit.RLock`` (default: a new RLock).
+    """
+
+    def __init__(
+        self, lock: Lock | RLock | None = None, *, context: BaseContext | str | None = None
+    ) -> None:
+        ctx = get_context(context)
+        if lock is not None and not isinstance(lock, Lock | RLock):
+            raise TypeError(
+                f"lock must be a toolkit.Lock or toolkit.RLock, not {type(lock).__name__}"
+            )
+        self._lock: Lock | RLock = lock if lock is not None else RLock(context=ctx)
+        self._cond: Any = ctx.Condition(self._lock.sync)
+        self._setup()
+
+    def _setup(self) -> None:
+        self._tlock = threading.Lock()  # shared with the helper thread
+        self._sleepers: collections.deque[_Sleeper] = collections.deque()
+        self._pending = 0
+        self._helper_running = False
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, Any]]:
+        return type(self)._rebuild, (self._lock, self._cond)
+
+    @classmethod
+    def _rebuild(cls, lock: Lock | RLock, plain: Any) -> Self:
+        self = cls.__new__(cls)
+        self._lock = lock
+        self._cond = plain
+        self._setup()
+        return self
+
+    def __repr__(self) -> str:
+        return f"<toolkit.Condition {self._cond!r}>"
+
+    @property
+    def sync(self) -> Any:
+        """The plain ``multiprocessing.Condition`` underneath."""
+        return self._cond
+
+    async def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        return await self._lock.acquire(block, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    async def __aenter__(self) -> Self:
+        await self._lock.acquire()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def _levels_held(self) -> int:
+        me = asyncio.current_task()
+        lock = self._lock
+        if isinstance(lock, RLock):
+            if lock._owner is me:
+                return lock._count
+        elif lock._holder is me:
+            return 1
+        raise RuntimeError("the condition's lock is not held by this task")
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Release the lock, wait for a notify (or timeout), take the lock back.
+
+        Returns:
+            False if timeout passed without a notify.
+
+        Cancellation:
+            The lock is taken back before CancelledError propagates, and the
+            condition's counts stay exact for every process.
+        """
+        timeout = check_timeout(timeout, negative_is_zero=True)
+        levels = self._levels_held()
+        loop = asyncio.get_running_loop()
+        sleeper = _Sleeper(loop.create_future())
+        with self._tlock:
+            self._pending += 1
+            self._sleepers.append(sleeper)
+            self._cond._sleeping_count.release()
+            start = not self._helper_running
+            self._helper_running = True
+        if start:
+            bridge = bridge_for(loop)
+            helper_threads().submit(lambda: self._take_tokens(bridge))
+        for _ in range(levels):
+            self._lock.release()
+        woken = False
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    await sleeper.future
+            except TimeoutError:
+                pass
+        finally:
+            with self._tlock:
+                if sleeper.state == _WAITING:  # timed out or cancelled: settle as the stdlib does
+                    sleeper.state = _GONE
+                    self._pending -= 1
+                    self._cond._woken_count.release()
+                else:
+                    woken = True
+            await self._take_back(levels)
+        return woken
+
+    async def _take_back(self, levels: int) -> None:
+        cancelled: asyncio.CancelledError | None = None
+        for _ in range(levels):
+            while True:
+                try:
+                    await self._lock.acquire()
+                    break
+                except asyncio.CancelledError as exc:  # the lock first, then the cancellation
+                    cancelled = exc
+        if cancelled is not None:
+            raise cancelled
+
+    def _take_tokens(self, bridge: Any) -> None:
+        """Helper thread: take wake tokens for this loop's waiters, while any wait."""
+        tokens = self._cond._wait_semaphore
+        woken = self._cond._woken_count
+        while True:
+            with self._tlock:
+                if self._pending == 0:
+                    self._helper_running = False
+                    return
+            if not tokens.acquire(True, 0.2):
+                continue
+            with self._tlock:
+                sleeper = None
+                while self._sleepers:
+                    first = self._sleepers.popleft()
+                    if first.state == _WAITING:
+                        sleeper = first
+                        break
+                if sleeper is None:
+                    continue  # a surplus token (its sleeper timed out): the notifier drains those
+                sleeper.state = _WOKEN
+                self._pending -= 1
+                woken.release()
+            bridge.post(_resolve, sleeper.future)
+
+    async def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
+        """Wait until predicate() is true (checked with the lock held); return its last value."""
+        timeout = check_timeout(timeout, negative_is_zero=True)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        result = predicate()
+        while not result:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                break
+            await self.wait(remaining)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to n waiters, in any process (the lock must be held by this task)."""
+        self._levels_held()
+        self._cond.notify(n)
+
+    def notify_all(self) -> None:
+        """Wake every waiter, in any process."""
+        self._levels_held()
+        self._cond.notify_all()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
