@@ -208,3 +208,8 @@ def condition_wait(cond: Any, started: str) -> None:
 def condition_notify_all(cond: Any) -> None:
     with cond.sync:
         cond.sync.notify_all()
+
+
+def barrier_wait(barrier: Any) -> None:
+    """A plain child meeting coroutines at a barrier (stdlib API)."""
+    barrier.sync.wait(timeout=30)

@@ -44,6 +44,7 @@ from ._sharedctypes import (
     Value as Value,
 )
 from ._synchronize import (
+    Barrier as Barrier,
     BoundedSemaphore as BoundedSemaphore,
     Condition as Condition,
     Event as Event,
@@ -60,6 +61,7 @@ __all__ = (
     "FIRST_EXCEPTION",
     "Array",
     "AsyncExecutor",
+    "Barrier",
     "BoundedSemaphore",
     "ClosedError",
     "Condition",

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
-__all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
+__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 T = TypeVar("T")
 
@@ -580,3 +580,140 @@ class Condition:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+class Barrier:
+    """``multiprocessing.Barrier``, awaitable: ``await barrier.wait(timeout=)``.
+
+    Coroutines and plain processes (using ``barrier.sync``) meet at the same
+    barrier. The algorithm is the stdlib's (``threading.Barrier``, state in
+    shared memory), run over the awaitable ``Condition``; ``reset`` and
+    ``abort`` take the barrier's lock, so they are awaited too.
+
+    Raises:
+        threading.BrokenBarrierError: as the stdlib (a timeout breaks the barrier).
+    """
+
+    def __init__(
+        self,
+        parties: int,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+        *,
+        context: BaseContext | str | None = None,
+    ) -> None:
+        if isinstance(parties, bool) or not isinstance(parties, int):
+            raise TypeError(f"parties must be an int, not {parties!r}")
+        if parties < 1:
+            raise ValueError("parties must be >= 1")
+        if action is not None and not callable(action):
+            raise TypeError("action must be callable")
+        timeout = check_timeout(timeout, negative_is_zero=True)
+        self._barrier: Any = get_context(context).Barrier(parties, action, timeout)
+        self._setup()
+
+    def _setup(self) -> None:
+        plain = self._barrier._cond
+        self._cond = Condition._rebuild(RLock._rebuild(plain._lock), plain)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return type(self)._rebuild, (self._barrier,)
+
+    @classmethod
+    def _rebuild(cls, plain: Any) -> Self:
+        self = cls.__new__(cls)
+        self._barrier = plain
+        self._setup()
+        return self
+
+    def __repr__(self) -> str:
+        return f"<toolkit.Barrier parties={self.parties}>"
+
+    @property
+    def sync(self) -> Any:
+        """The plain ``multiprocessing.Barrier`` underneath."""
+        return self._barrier
+
+    @property
+    def parties(self) -> int:
+        return int(self._barrier._parties)
+
+    @property
+    def n_waiting(self) -> int:
+        """How many are waiting now (read without the lock: a snapshot)."""
+        b = self._barrier
+        return int(b._count) if b._state == 0 else 0
+
+    @property
+    def broken(self) -> bool:
+        return bool(self._barrier._state == -2)
+
+    async def wait(self, timeout: float | None = None) -> int:
+        """Wait until all parties arrived; return this party's index (0 .. parties-1).
+
+        Raises:
+            threading.BrokenBarrierError: the barrier is broken, reset, or
+                timed out (which breaks it for every party).
+
+        Cancellation:
+            The party leaves; the barrier is not broken and its lock is not held.
+        """
+        b = self._barrier
+        timeout = b._timeout if timeout is None else check_timeout(timeout, negative_is_zero=True)
+        async with self._cond:
+            while b._state in (-1, 1):  # draining or resetting: wait until done
+                await self._cond.wait()
+            if b._state < 0:
+                raise threading.BrokenBarrierError
+            index = b._count
+            b._count += 1
+            try:
+                if index + 1 == b._parties:
+                    self._release()
+                else:
+                    await self._wait(timeout)
+                return int(index)
+            finally:
+                b._count -= 1
+                if b._count == 0 and b._state in (-1, 1):  # the last out: reset
+                    b._state = 0
+                    self._cond.notify_all()
+
+    def _release(self) -> None:
+        b = self._barrier
+        try:
+            if b._action:
+                b._action()
+            b._state = 1  # draining
+            self._cond.notify_all()
+        except BaseException:
+            self._break()
+            raise
+
+    async def _wait(self, timeout: float | None) -> None:
+        b = self._barrier
+        if not await self._cond.wait_for(lambda: b._state != 0, timeout):
+            self._break()
+            raise threading.BrokenBarrierError
+        if b._state < 0:
+            raise threading.BrokenBarrierError
+
+    def _break(self) -> None:
+        self._barrier._state = -2
+        self._cond.notify_all()
+
+    async def reset(self) -> None:
+        """Return the barrier to its initial state; current waiters get BrokenBarrierError."""
+        b = self._barrier
+        async with self._cond:
+            if b._count > 0:
+                if b._state in (0, -2):
+                    b._state = -1  # resetting: cleared by the last one out
+            else:
+                b._state = 0
+            self._cond.notify_all()
+
+    async def abort(self) -> None:
+        """Break the barrier: current and future waiters get BrokenBarrierError."""
+        async with self._cond:
+            self._break()
