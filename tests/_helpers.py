@@ -213,3 +213,14 @@ def condition_notify_all(cond: Any) -> None:
 def barrier_wait(barrier: Any) -> None:
     """A plain child meeting coroutines at a barrier (stdlib API)."""
     barrier.sync.wait(timeout=30)
+
+
+def fork_child_uses_everything(q: Any, event: Any, lock: Any, value: Any, conn: Any) -> None:
+    """A fork child: every toolkit object, inherited rather than pickled, through .sync."""
+    with lock.sync:
+        value.sync.value += 1
+    q.sync.put("from child")
+    conn.sync.send("hello")
+    event.sync.set()
+    q.sync.close()
+    q.sync.join_thread()
