@@ -282,13 +282,16 @@ class FdWatcher:
         waiters = self._waiters.get(fd)
         if waiters is not None:
             waiters.wake_all()
-            self._forget(fd, waiters)
+        self.forget(fd)
 
     def forget(self, fd: int) -> None:
         """Drop fd before it is closed (its number may be reused)."""
         waiters = self._waiters.get(fd)
         if waiters is not None:
-            self._forget(fd, waiters)
+            self._forget(fd, waiters, unregister=True)
+        elif self._epoll is not None:
+            with contextlib.suppress(OSError):
+                self._epoll.unregister(fd)
 
     # -- internals (loop thread) ------------------------------------------------------------------
 
@@ -311,11 +314,19 @@ class FdWatcher:
         if self._epoll is None and loop is not None and not loop.is_closed():
             loop.remove_reader(fd)
 
-    def _forget(self, fd: int, waiters: _FdWaiters) -> None:
+    def _forget(self, fd: int, waiters: _FdWaiters, unregister: bool = False) -> None:
+        """Drop fd's waiters once none is left.
+
+        The epoll registration stays (disarmed by EPOLLONESHOT) unless the
+        descriptor is being closed: the next wait re-arms it with one
+        epoll_ctl instead of three. A stale registration is harmless: epoll
+        drops it when the file is closed, and a reused descriptor number is
+        a different file to epoll (the next arm registers it anew).
+        """
         self._disarm(fd, waiters)
         if self._waiters.get(fd) is waiters and not any(not f.done() for f in waiters.futures):
             del self._waiters[fd]
-            if self._epoll is not None:
+            if unregister and self._epoll is not None:
                 with contextlib.suppress(OSError):  # already closed: nothing registered
                     self._epoll.unregister(fd)
 

@@ -372,6 +372,10 @@ class Event:
         if event.peek():
             return True
         doorbell = event.doorbell()
+        if timeout is None:  # the common case, without a timeout's bookkeeping
+            while not event.peek():
+                await wait_readable(doorbell, broadcast=True)
+            return True
         try:
             async with asyncio.timeout(timeout):
                 while not event.peek():
