@@ -107,3 +107,24 @@ async def test_objects_reach_a_fork_child() -> None:
             assert await asyncio.wait_for(ours.recv(), 30) == "hello"
         assert child.exitcode == 0
         assert value.value == 1
+
+
+async def test_ten_thousand_getters_and_event_waiters_add_at_most_one_thread() -> None:
+    import threading
+    import time
+
+    async with toolkit.Queue[int]() as q:
+        event = toolkit.Event()
+        before = threading.active_count()
+        getters = [asyncio.ensure_future(q.get()) for _ in range(10_000)]
+        waiters = [asyncio.ensure_future(event.wait()) for _ in range(10_000)]
+        await asyncio.sleep(0.05)
+        assert threading.active_count() <= before + 1
+        start = time.monotonic()
+        assert await toolkit.to_thread(_helpers.square, 5) == 25  # an unrelated call, prompt
+        assert time.monotonic() - start < 1.0
+        event.set()
+        for i in range(10_000):
+            q.put_nowait(i)
+        assert all(await asyncio.wait_for(asyncio.gather(*waiters), 30))
+        assert sorted(await asyncio.wait_for(asyncio.gather(*getters), 60)) == list(range(10_000))
