@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import os
 from multiprocessing import popen_forkserver
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._bridge import forget_fd, wait_readable
 from ._context import get_context
 from ._executors import to_thread
+from ._inspection import ProcessInfo, register
 from ._serialize import picklable_callable
 
 if TYPE_CHECKING:
@@ -55,6 +56,13 @@ async def _wait_ended(process: BaseProcess) -> None:
         os.close(pidfd)
 
 
+def _qualified_name(fn: object) -> str:
+    if fn is None:
+        return "run"
+    module = getattr(fn, "__module__", None) or "?"
+    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
 class Process:
     """A process running ``target(*args, **kwargs)``, awaitable.
 
@@ -82,6 +90,7 @@ class Process:
         if target is not None and not callable(target):
             raise TypeError(f"target must be callable, not {type(target).__name__}")
         ctx = get_context(context)
+        self._target_name = _qualified_name(target)
         if target is not None and ctx.get_start_method() != "fork":
             target = picklable_callable(target)
         self._process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
@@ -99,6 +108,21 @@ class Process:
     def start(self) -> None:
         """Start the process (as ``multiprocessing.Process.start``)."""
         self._process.start()
+        register(self)  # toolkit.inspect.snapshot() lists it from now on
+
+    def _snapshot(self) -> ProcessInfo | None:
+        process = self._process
+        if process._closed:  # type: ignore[attr-defined]
+            return None
+        exitcode = process.exitcode if process._popen is not None else None  # type: ignore[attr-defined]
+        state: Literal["initial", "running", "exited"]
+        if process._popen is None:  # type: ignore[attr-defined]
+            state = "initial"
+        elif exitcode is None:
+            state = "running"
+        else:
+            state = "exited"
+        return ProcessInfo(process.name, process.pid, state, exitcode, self._target_name)
 
     async def join(self, timeout: float | None = None) -> None:
         """Wait until the process ends, or timeout seconds pass (then return, as the stdlib).

@@ -1,0 +1,194 @@
+"""Frozen snapshot records of what the toolkit is running, and the registry behind them.
+
+Pools and processes register themselves here when they start (weakly: a
+registry must never keep a pool alive). ``toolkit.inspect.snapshot()`` asks
+each live one for its records. Every record is a frozen value taken at one
+instant, safe to keep, compare, print or send elsewhere: the playground's
+``ps`` and ``top`` draw from nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+__all__ = [
+    "PoolSnapshot",
+    "PoolStats",
+    "ProcessInfo",
+    "Snapshot",
+    "TaskInfo",
+    "WorkerInfo",
+    "WorkerState",
+    "register",
+    "snapshot",
+]
+
+WorkerState = Literal["starting", "idle", "busy", "stopping", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """A task a worker is running.
+
+    Attributes:
+        id: the pool's task number (unique within the pool).
+        function: the function's qualified name (``module.name``).
+        args: a short repr of the arguments (at most about 80 characters).
+        started_at: ``time.time()`` when the worker started it (None: sent, not started yet).
+    """
+
+    id: int
+    function: str
+    args: str
+    started_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One worker of a pool, at one instant.
+
+    Attributes:
+        name: the worker's name (``<pool name>-<n>``); unique within the process.
+        kind: ``"process"`` or ``"thread"``.
+        pid: the worker's process id (a thread worker: this process's).
+        tid: a thread worker's native thread id; None for a process worker.
+        state: ``starting``, ``idle``, ``busy``, ``stopping`` or ``dead``.
+        task: what it is running (busy) or None.
+        since: ``time.time()`` when it entered its state.
+        tasks_done: tasks it finished (successfully or with the task's own exception).
+        failures: tasks that raised.
+        exit_reason: why it ended ("exit code 1", "killed by SIGKILL", "timeout",
+            "maxtasksperchild", ...); None while it lives.
+        cpu_percent: CPU use since the previous snapshot, percent of one core (None: unknown).
+        rss: resident memory in bytes (None for a thread, or unknown).
+    """
+
+    name: str
+    kind: Literal["process", "thread"]
+    pid: int | None
+    tid: int | None
+    state: WorkerState
+    task: TaskInfo | None
+    since: float
+    tasks_done: int
+    failures: int
+    exit_reason: str | None
+    cpu_percent: float | None
+    rss: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """Counts of one pool, at one instant.
+
+    Attributes:
+        name: the pool's name.
+        kind: ``"process"`` or ``"thread"``.
+        size: how many workers the pool keeps.
+        idle, busy, starting, stopping: workers in each state now.
+        queued: tasks accepted but not yet sent to a worker.
+        running: tasks sent to a worker and not finished.
+        submitted: tasks ever accepted.
+        completed: tasks that returned a result.
+        failed: tasks that raised (their own exception, a crash or a timeout).
+        cancelled: tasks cancelled before they finished.
+        timed_out: tasks stopped by their timeout.
+        worker_deaths: workers that ended unexpectedly (crash, kill, timeout, cancel).
+        workers_started: workers ever started (replacements included).
+        state: ``"running"``, ``"closed"`` (no new tasks; finishing), ``"terminated"``
+            or ``"broken"`` (an initializer failed).
+    """
+
+    name: str
+    kind: Literal["process", "thread"]
+    size: int
+    idle: int
+    busy: int
+    starting: int
+    stopping: int
+    queued: int
+    running: int
+    submitted: int
+    completed: int
+    failed: int
+    cancelled: int
+    timed_out: int
+    worker_deaths: int
+    workers_started: int
+    state: Literal["running", "closed", "terminated", "broken"]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    """A pool's counts and its workers (the dead ones last, most recent first)."""
+
+    stats: PoolStats
+    workers: tuple[WorkerInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """A ``toolkit.Process``, at one instant.
+
+    Attributes:
+        name: the process name.
+        pid: its pid (None before start).
+        state: ``"initial"``, ``"running"`` or ``"exited"``.
+        exitcode: as ``multiprocessing.Process.exitcode`` (negative: killed by that signal).
+        target: the target's qualified name.
+    """
+
+    name: str
+    pid: int | None
+    state: Literal["initial", "running", "exited"]
+    exitcode: int | None
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the toolkit runs in this process, at one instant."""
+
+    taken_at: float
+    pools: tuple[PoolSnapshot, ...]
+    processes: tuple[ProcessInfo, ...]
+
+
+class _Inspectable(Protocol):
+    def _snapshot(self) -> PoolSnapshot | ProcessInfo | None: ...
+
+
+_live: weakref.WeakSet[_Inspectable] = weakref.WeakSet()
+_live_lock = threading.Lock()  # thread pools and processes register from any thread
+
+
+def register(obj: _Inspectable) -> None:
+    """Make obj part of every later snapshot (until it is garbage collected)."""
+    with _live_lock:
+        _live.add(obj)
+
+
+def unregister(obj: _Inspectable) -> None:
+    with _live_lock:
+        _live.discard(obj)
+
+
+def snapshot() -> Snapshot:
+    """Return a snapshot of every live pool and process the toolkit started here."""
+    with _live_lock:
+        live = list(_live)
+    pools: list[PoolSnapshot] = []
+    processes: list[ProcessInfo] = []
+    for obj in live:
+        record = obj._snapshot()
+        if isinstance(record, PoolSnapshot):
+            pools.append(record)
+        elif isinstance(record, ProcessInfo):
+            processes.append(record)
+    pools.sort(key=lambda p: p.stats.name)
+    processes.sort(key=lambda p: (p.pid is None, p.pid or 0))
+    return Snapshot(time.time(), tuple(pools), tuple(processes))
