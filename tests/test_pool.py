@@ -629,7 +629,7 @@ import asyncio, sys, toolkit
 from tests import _helpers
 
 async def main():
-    async with toolkit.Pool(2) as pool:
+    async with toolkit.Pool(2, context=sys.argv[1]) as pool:
         tasks = [pool.apply(_helpers.sleep_then, (60,)) for _ in range(4)]
         gathered = asyncio.gather(*tasks)
         while pool.stats().busy < 2:
@@ -641,13 +641,23 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_pool_parent_signalled_leaves_no_workers(signum: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "signum"),
+    [
+        ("forkserver", signal.SIGINT),
+        ("forkserver", signal.SIGTERM),
+        ("forkserver", signal.SIGKILL),
+        ("spawn", signal.SIGKILL),
+        # fork: every worker inherits the parent's ends of the others' sockets
+        ("fork", signal.SIGKILL),
+    ],
+)
+def test_pool_parent_signalled_leaves_no_workers(method: str, signum: int) -> None:
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parent = subprocess.Popen(
-        [sys.executable, "-c", _PARENT],
+        [sys.executable, "-c", _PARENT, method],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -713,3 +723,9 @@ async def test_thread_pool_unpicklable_things_are_fine() -> None:
     async with toolkit.ThreadPool(1) as pool:
         lock = threading.Lock()
         assert await pool.apply(_helpers.identity, (lock,)) is lock
+
+
+async def test_pool_fork_context_runs_tasks() -> None:
+    async with toolkit.Pool(2, context="fork") as pool:
+        assert await pool.map(_helpers.square, range(20)) == [x * x for x in range(20)]
+        assert await pool.apply(lambda: 5) == 5

@@ -1199,7 +1199,16 @@ class Pool(_PoolBase):
         assert isinstance(worker, ProcessWorker)
         try:
             if self._context.get_start_method() == "fork":
-                worker.start()  # fork is quick, and must not happen off the loop thread
+                # The child gets copies of every descriptor we hold: it closes our
+                # ends of the other workers' sockets first thing.
+                worker.start(
+                    tuple(
+                        fd
+                        for other in self._workers
+                        if isinstance(other, ProcessWorker)
+                        for fd in other.parent_fds(child_ends=other is not worker)
+                    )
+                )  # fork is quick, and must not happen off the loop thread
             else:
                 # Starting blocks (the first forkserver start for ~100 ms): a thread
                 # keeps the loop free. One start at a time: the stdlib's start is

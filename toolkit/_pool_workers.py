@@ -175,8 +175,22 @@ class ProcessWorker(_WorkerBase):
 
     # -- life -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the process (blocking: the caller picks the thread)."""
+    def parent_fds(self, child_ends: bool) -> list[int]:
+        """The descriptors a forked worker must not keep: our ends (and, for another
+        worker not started yet, its ends too)."""
+        fds = [] if self._sock is None else [self._fd]
+        fds += [reader.fd for reader in self._readers if reader.fd is not None]
+        if child_ends:
+            fds += [end.fileno() for end in self._child_ends if not end.closed]
+        return fds
+
+    def start(self, inherited: tuple[int, ...] = ()) -> None:
+        """Start the process (blocking: the caller picks the thread).
+
+        inherited: descriptors a forked child must close (see worker_main).
+        """
+        if inherited:
+            self.process._args += (inherited,)  # type: ignore[attr-defined]
         self.process.start()
 
     def started(self) -> None:
@@ -354,6 +368,7 @@ class _LineReader:
         self._loop = loop
         self._conn: Connection | None = conn
         self._fd = conn.fileno()
+        self.fd: int | None = self._fd
         os.set_blocking(self._fd, False)  # our private read end
         self._stream = stream
         self._emit = emit
@@ -390,6 +405,7 @@ class _LineReader:
         unwatch_readable(self._loop, self._fd)
         self._conn.close()
         self._conn = None
+        self.fd = None
 
 
 class ThreadWorker(_WorkerBase):

@@ -82,8 +82,17 @@ def worker_main(
     initargs: tuple[Any, ...],
     stdout: Connection | None,
     stderr: Connection | None,
+    inherited: tuple[int, ...] = (),
 ) -> None:
-    """Serve tasks from conn until told to stop or the parent goes away."""
+    """Serve tasks from conn until told to stop or the parent goes away.
+
+    inherited: under fork, the parent's ends of its other workers' sockets and
+    pipes, which this process got copies of: closed, or the parent's death
+    would never show as a hang-up on those sockets.
+    """
+    for fd in inherited:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if stdout is not None and stderr is not None:
         _redirect(stdout, stderr)
