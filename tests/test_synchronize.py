@@ -156,7 +156,7 @@ async def test_event_waiters_around_a_set_and_clear() -> None:
     assert not first.done()
     assert not second.done()
     event.set()
-    assert await asyncio.wait_for(asyncio.gather(first, second), 10) == [True, True]
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 10)) == [True, True]
 
 
 async def test_ten_thousand_event_waiters_share_one_thread() -> None:
