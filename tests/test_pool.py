@@ -729,3 +729,17 @@ async def test_pool_fork_context_runs_tasks() -> None:
     async with toolkit.Pool(2, context="fork") as pool:
         assert await pool.map(_helpers.square, range(20)) == [x * x for x in range(20)]
         assert await pool.apply(lambda: 5) == 5
+
+
+def test_pool_left_open_when_the_loop_ends_leaves_no_workers() -> None:
+    pids: list[int] = []
+
+    async def main() -> None:
+        pool = toolkit.Pool(2)
+        pids.extend(
+            await asyncio.gather(*(pool.apply(_helpers.sleep_pid, (0.05,)) for _ in range(2)))
+        )
+
+    asyncio.run(main())
+    assert pids
+    assert all(_gone(pid) for pid in pids)

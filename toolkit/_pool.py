@@ -1243,7 +1243,15 @@ class Pool(_PoolBase):
         self._processes.append(worker.process)
         if worker.stopping_reason is not None:
             worker.kill()
-        await _wait_ended(worker.process)
+        try:
+            await _wait_ended(worker.process)
+        except asyncio.CancelledError:
+            # The loop is going away (asyncio.run cancels what is left) with the
+            # pool still open: its workers must not outlive it.
+            worker.kill()
+            worker.process.join(1)
+            worker.close()
+            raise
         worker.process.join(0)
         self._on_exit(worker)
         self._processes.remove(worker.process)
