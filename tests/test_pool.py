@@ -494,6 +494,9 @@ async def test_pool_maxtasksperchild_recycles_workers_under_load() -> None:
         assert max(pids.count(p) for p in set(pids)) <= 3
         assert len(set(pids)) >= 8
         assert pool.stats().workers_started >= 8
+        # Tiny tasks go to a worker several at a time: never past its quota either.
+        tiny = await asyncio.gather(*(pool.apply(_helpers.pid) for _ in range(300)))
+        assert max(tiny.count(p) for p in set(tiny)) <= 3
 
 
 async def test_pool_close_finishes_submitted_work(pool1: toolkit.Pool) -> None:

@@ -46,7 +46,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final
 
-from ._context import get_context
+from ._context import get_context, preload_in_forkserver
 from ._errors import (
     BrokenPoolError,
     PoolClosedError,
@@ -480,6 +480,8 @@ class _PoolBase:
             if task.future.done():
                 continue  # cancelled while queued
             self._assign(best, task, sends)
+            if best.retiring:  # maxtasksperchild reached: not one task more
+                candidates.remove(best)
         for worker, frames in sends.items():
             worker.send(b"".join(frames))
 
@@ -1165,6 +1167,7 @@ class Pool(_PoolBase):
         capture_output: bool | Callable[[OutputLine], object] = False,
     ) -> None:
         self._context = get_context(context)
+        preload_in_forkserver(self._context, "toolkit._worker")
         if capture_output is True:
             self._capture: Callable[[OutputLine], object] | None = print_output
         elif capture_output is False or capture_output is None:
