@@ -746,3 +746,29 @@ def test_pool_left_open_when_the_loop_ends_leaves_no_workers() -> None:
     asyncio.run(main())
     assert pids
     assert all(_gone(pid) for pid in pids)
+
+
+async def test_thread_pool_maxtasksperchild_and_resize() -> None:
+    import threading
+
+    def name() -> str:  # thread idents are reused, names are not
+        return threading.current_thread().name
+
+    async with toolkit.ThreadPool(2, maxtasksperchild=2) as pool:
+        names = await asyncio.gather(*(pool.apply(name) for _ in range(12)))
+        assert max(names.count(n) for n in set(names)) <= 2
+        pool.resize(3)
+        await _wait_until(lambda: pool.stats().idle + pool.stats().busy == 3)
+        assert await pool.map(_helpers.square, range(5)) == [0, 1, 4, 9, 16]
+
+
+async def test_thread_pool_cancel_abandons_the_running_task() -> None:
+    async with toolkit.ThreadPool(1) as pool:
+        task = asyncio.ensure_future(pool.apply(_helpers.sleep_then, (0.3, "late")))
+        await _wait_until(lambda: pool.stats().busy == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        begin = time.monotonic()
+        assert await pool.apply(_helpers.square, (2,)) == 4
+        assert time.monotonic() - begin < 0.25  # a fresh thread took over at once
