@@ -1101,8 +1101,8 @@ class _PoolBase:
         )
 
     def _snapshot(self) -> PoolSnapshot | None:
-        if self._loop is None:
-            return None
+        if self._loop is None or (self._finished is not None and self._finished.is_set()):
+            return None  # not started, or every worker gone: nothing runs here any more
         return PoolSnapshot(self.stats(), self.workers)
 
 
