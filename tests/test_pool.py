@@ -772,3 +772,57 @@ async def test_thread_pool_cancel_abandons_the_running_task() -> None:
         begin = time.monotonic()
         assert await pool.apply(_helpers.square, (2,)) == 4
         assert time.monotonic() - begin < 0.25  # a fresh thread took over at once
+
+
+async def test_pool_close_and_a_map_left_by_break() -> None:
+    # The loop's async-generator finalizer closes a map dropped mid-way, so
+    # leaving the pool does not wait for the rest of an endless input.
+    async with asyncio.timeout(20), toolkit.Pool(1) as pool:
+        async for value in pool.imap(_helpers.square, itertools.count(), chunksize=4):
+            if value >= 100:
+                break
+    async with toolkit.Pool(1) as pool:
+        results = pool.imap(_helpers.square, itertools.count(), chunksize=4)
+        async for value in results:
+            if value >= 100:
+                break
+        await results.aclose()  # kept: closed by hand
+    assert [x async for x in results] == []  # a closed map yields nothing more
+
+
+async def test_pool_map_started_before_close_goes_on() -> None:
+    pool = toolkit.Pool(2)
+    results = pool.imap(_helpers.square, range(200), chunksize=5)
+    first = await anext(results)
+    pool.close()
+    assert [first] + [x async for x in results] == [x * x for x in range(200)]
+    await pool.join()
+
+
+_INITIALIZER_SCRIPT = """
+import asyncio, sys, toolkit
+STATE = {}
+def init(value):
+    STATE["value"] = value
+def read(_):
+    return STATE["value"]
+async def main():
+    async with toolkit.Pool(2, initializer=init, initargs=(42,), context=sys.argv[1]) as pool:
+        print(await pool.map(read, range(4), chunksize=1))
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_pool_script_initializer_fills_globals_its_tasks_read(tmp_path: Path, method: str) -> None:
+    # The multiprocessing idiom: a script's own functions go by reference, so
+    # the initializer and the task share the worker's module globals.
+    import subprocess
+
+    script = tmp_path / "script.py"
+    script.write_text(_INITIALIZER_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), method], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[42, 42, 42, 42]", result.stderr

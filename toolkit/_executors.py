@@ -940,22 +940,22 @@ class MapResult(Generic[R]):
         *,
         star: bool = False,
     ) -> None:
-        self._executor = executor
-        self._star = star
-        self.done = 0
-        self.total: int | None = None
-        if len(iterables) == 1 and hasattr(iterables[0], "__len__"):
-            with contextlib.suppress(Exception):  # a broken __len__ just means "unknown"
-                self.total = len(iterables[0])  # type: ignore[arg-type]
-        self._fn = fn
-        self._iterables = iterables
-        self._ordered = ordered
-        self._window = window
-        self._chunksize = chunksize
-        self._timeout = timeout
-        self._called_at = perf_counter()  # the timeout runs from the call, as in the stdlib
-        # The iteration itself is an async generator: async for over it runs at C speed.
-        self._results = self._run()
+        # The generator holds the state, never this object: an abandoned map
+        # (a break, no aclose) is then freed at once, and the loop's
+        # async-generator finalizer closes it, instead of a reference cycle
+        # waiting for the cyclic GC while a pool's close() waits for the map.
+        self._state = _MapState(executor, fn, iterables, ordered, window, chunksize, timeout, star)
+        self._results = self._state.run()
+
+    @property
+    def done(self) -> int:
+        """How many results were yielded so far."""
+        return self._state.done
+
+    @property
+    def total(self) -> int | None:
+        """How many inputs there are, when the input is sized; else None."""
+        return self._state.total
 
     def __aiter__(self) -> AsyncIterator[R]:
         return self._results
@@ -979,12 +979,42 @@ class MapResult(Generic[R]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+
+class _MapState(Generic[R]):
+    """A map's parameters and progress, and the generator that runs it."""
+
+    def __init__(
+        self,
+        executor: _MapEngine,
+        fn: Callable[..., R],
+        iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...],
+        ordered: bool,
+        window: int | None,
+        chunksize: int | None,
+        timeout: float | None,
+        star: bool,
+    ) -> None:
+        self._executor = executor
+        self._star = star
+        self.done = 0
+        self.total: int | None = None
+        if len(iterables) == 1 and hasattr(iterables[0], "__len__"):
+            with contextlib.suppress(Exception):  # a broken __len__ just means "unknown"
+                self.total = len(iterables[0])  # type: ignore[arg-type]
+        self._fn = fn
+        self._iterables = iterables
+        self._ordered = ordered
+        self._window = window
+        self._chunksize = chunksize
+        self._timeout = timeout
+        self._called_at = perf_counter()  # the timeout runs from the call, as in the stdlib
+
     def _sizer(self, workers: int) -> ChunkSizer:
         if self._chunksize is not None or not self._executor._serialize:
             return ChunkSizer(self._chunksize or 1)
         return ChunkSizer(length=self.total, workers=workers)
 
-    async def _run(self) -> AsyncIterator[R]:
+    async def run(self) -> AsyncIterator[R]:
         executor = self._executor
         loop = asyncio.get_running_loop()
         deadline = None

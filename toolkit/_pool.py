@@ -305,7 +305,7 @@ class _PoolBase:
         self._dispatch_handle: asyncio.Handle | None = None
         self._finished: asyncio.Event | None = None
         self._runners: set[asyncio.Task[None]] = set()
-        self._active_maps = 0
+        self._active_maps = 0  # maps being iterated (their input not exhausted)
         self._startup_deaths = 0  # workers in a row that died before READY
         self._terminating = False
         register(self)
@@ -352,10 +352,16 @@ class _PoolBase:
         return loop
 
     def _check_open(self, *, new: bool = False) -> None:
+        """Raise unless the pool takes tasks: new calls need it running; a map
+        already going on after close() may go on while workers remain."""
         if self._broken is not None:
             raise self._broken
         if self._state == "terminated" or (new and self._state == "closed"):
             raise PoolClosedError(f"{self!r} is {self._state}: it takes no new tasks")
+        if self._state == "closed" and not any(not w.retiring for w in self._workers):
+            raise PoolClosedError(
+                f"{self!r} was closed and its workers have left: this map cannot go on"
+            )
 
     def _spawn(self) -> None:
         loop = self._loop
@@ -386,6 +392,9 @@ class _PoolBase:
             self._spawn()
 
     def _has_work(self) -> bool:
+        # An open map counts even between chunks: close() lets it finish (as
+        # multiprocessing's does). A map dropped unfinished is closed by the
+        # loop's async-generator finalizer; one kept open keeps the pool too.
         return (
             any(not t.future.done() for t in self._queue)
             or any(w.outstanding for w in self._workers)
@@ -547,8 +556,12 @@ class _PoolBase:
             self._on_result(worker, ident, body, elapsed)
         elif kind == SKIPPED:
             task = worker.outstanding.pop(ident, None)
-            if task is not None and task.timer is not None:
-                task.timer.cancel()
+            if task is not None:
+                if task.timer is not None:
+                    task.timer.cancel()
+                if not task.future.done():  # withdrawn but still wanted: run it elsewhere
+                    task.worker, task.started_at, task.cancel_requested = None, None, False
+                    self._queue.appendleft(task)
             self._advance(worker)
             self._schedule_dispatch()
         elif kind == READY:

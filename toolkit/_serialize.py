@@ -29,7 +29,9 @@ The executor then pickles only a ``bytes`` object, which costs a copy.
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -60,13 +62,29 @@ def _cloudpickle() -> Any:
 
 
 def _by_value(fn: object) -> bool:
-    """Tell whether fn must travel by value: defined in ``__main__``.
+    """Tell whether fn must travel by value: defined in ``__main__`` where a child cannot find it.
 
-    By reference, ``__main__.f`` only unpickles in a child that re-imported the
-    same main module; under spawn and forkserver a REPL, ``python -c`` or a
-    prompt session has none. cloudpickle sends such functions by value.
+    A script's own top-level functions go by reference, as with plain
+    multiprocessing: the child re-imports the script (as ``__mp_main__``,
+    under spawn and forkserver), so they are the same functions there and
+    share the same module globals (an initializer can fill a global a task
+    reads). Everything else of ``__main__`` goes by value (cloudpickle): a
+    REPL's, ``python -c``'s or a playground prompt's functions, lambdas,
+    nested functions, and functions merely attached to ``__main__``.
     """
-    return getattr(fn, "__module__", None) == "__main__"
+    if getattr(fn, "__module__", None) != "__main__":
+        return False
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    code = getattr(fn, "__code__", None)
+    if main_file is None or code is None:
+        return True
+    found: object = main
+    for part in getattr(fn, "__qualname__", "<unknown>").split("."):
+        found = getattr(found, part, None)
+    if found is not fn:
+        return True
+    return bool(os.path.abspath(code.co_filename) != os.path.abspath(main_file))
 
 
 def _dumps(obj: object, by_value: bool) -> bytes:
