@@ -36,7 +36,11 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ._errors import RemoteTraceback, SerializationError, qualified_type_name
+if TYPE_CHECKING:
+    from ._errors import SerializationError
+
+# The errors are imported where a failure is built, not here: a worker process
+# imports this module and should not pay for asyncio (which _errors needs).
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -98,6 +102,8 @@ def _dumps(obj: object, by_value: bool) -> bytes:
 
 
 def _first_unpicklable(parts: Iterable[tuple[str, object]]) -> SerializationError | None:
+    from ._errors import SerializationError, qualified_type_name
+
     for label, obj in parts:
         try:
             _dumps(obj, _by_value(obj))
@@ -121,6 +127,8 @@ def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[st
         parts: list[tuple[str, object]] = [("the function", fn)]
         parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
         parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
+        from ._errors import SerializationError, qualified_type_name
+
         error = _first_unpicklable(parts) or SerializationError(
             "the call", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"
         )
@@ -150,6 +158,8 @@ def dumps_chunk(fn: Callable[..., Any], chunk: list[Any], star: bool) -> bytes:
             ]
         else:
             parts += [(f"item {i}", item) for i, item in enumerate(chunk)]
+        from ._errors import SerializationError, qualified_type_name
+
         error = _first_unpicklable(parts) or SerializationError(
             "a map input", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"
         )
@@ -166,6 +176,8 @@ def _failure(exc: BaseException) -> tuple[bool, BaseException, str]:
 
 
 def _unpicklable(what: str, value: object, exc: Exception) -> SerializationError:
+    from ._errors import SerializationError, qualified_type_name
+
     return SerializationError(what, qualified_type_name(value), f"{type(exc).__name__}: {exc}")
 
 
@@ -240,6 +252,8 @@ def run_chunk(payload: bytes) -> bytes:
 
 def _raise_remote(exc: BaseException, tb: str) -> None:
     if tb:
+        from ._errors import RemoteTraceback
+
         exc.__cause__ = RemoteTraceback(tb)
     raise exc
 
@@ -270,6 +284,8 @@ def load_chunk_outcome(data: bytes) -> ChunkOutcome:
     if failure is not None:
         _, error, tb = failure
         if tb:
+            from ._errors import RemoteTraceback
+
             error.__cause__ = RemoteTraceback(tb)
     return ChunkOutcome(results, error, elapsed)
 
