@@ -826,3 +826,41 @@ def test_pool_script_initializer_fills_globals_its_tasks_read(tmp_path: Path, me
         [sys.executable, str(script), method], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "[42, 42, 42, 42]", result.stderr
+
+
+async def test_pool_apply_is_a_future_and_a_coroutine(pool1: toolkit.Pool) -> None:
+    # gather takes it as a future (no Task per call); TaskGroup takes it as a coroutine.
+    applied = pool1.apply(_helpers.square, (3,))
+    assert isinstance(applied, asyncio.Future)
+    assert asyncio.iscoroutine(applied)
+    assert await applied == 9
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(pool1.apply(_helpers.square, (i,))) for i in range(5)]
+    assert [t.result() for t in tasks] == [0, 1, 4, 9, 16]
+
+
+async def test_pool_apply_in_a_cancelled_task_kills_the_worker(
+    tmp_path: Path, pool1: toolkit.Pool
+) -> None:
+    started = tmp_path / "started"
+    task = asyncio.create_task(pool1.apply(_helpers.mark_then_sleep, (str(started), 30)))
+    await _wait_file(started)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _wait_until(lambda: _gone(int(started.read_text())))
+
+
+async def test_pool_apply_bad_input_raises_at_the_call(pool1: toolkit.Pool) -> None:
+    import threading
+
+    with pytest.raises(toolkit.SerializationError):
+        pool1.apply(_helpers.identity, (threading.Lock(),))
+
+
+async def test_pool_submit_futures_work_with_asyncio_wait(pool: toolkit.Pool) -> None:
+    futures = [pool.submit(_helpers.square, i) for i in range(4)]
+    done, pending = await asyncio.wait(futures)
+    assert not pending
+    assert sorted(f.result() for f in done) == [0, 1, 4, 9]
+    assert sorted([await f for f in asyncio.as_completed(futures)]) == [0, 1, 4, 9]
