@@ -66,6 +66,7 @@ EXITED = b"Z"  # a thread worker's last message (a process's end is its sentinel
 _LENGTH = struct.Struct("!i")
 _LONG_LENGTH = struct.Struct("!Q")
 _READ_SIZE = 256 * 1024
+_BURST = 512  # messages handled per loop callback
 
 
 def frame(payload: bytes) -> bytes:
@@ -151,6 +152,8 @@ class ProcessWorker(_WorkerBase):
         self._sock: socket.socket | None = parent
         self._fd = parent.fileno()
         self._rbuf = bytearray()
+        self._need = 0  # bytes the message at the head of _rbuf needs in all (0: unknown)
+        self._parsing = False  # a burst is being handled over several loop iterations
         self._wbuf = bytearray()
         child_conn = Connection(child.detach())
         self._child_ends: list[Connection] = [child_conn]
@@ -226,6 +229,11 @@ class ProcessWorker(_WorkerBase):
         """Read what the (ended) worker left in the socket, then close it."""
         while self._sock is not None and self._read_once():
             pass
+        # And every whole message still buffered, now (no burst limit).
+        while self._rbuf and len(self._rbuf) >= max(self._need, 4):
+            data = bytes(self._rbuf)
+            self._rbuf.clear()
+            self._parse(data, budget=-1)
         for reader in self._readers:
             reader.drain()
         self.close()
@@ -284,7 +292,7 @@ class ProcessWorker(_WorkerBase):
         self._read_once()
 
     def _read_once(self) -> bool:
-        """Read what is there and handle every whole message; False at EOF or nothing."""
+        """Read what is there and handle whole messages; False at EOF or nothing."""
         sock = self._sock
         if sock is None:
             return False
@@ -299,12 +307,20 @@ class ProcessWorker(_WorkerBase):
             return False
         if self._rbuf:
             self._rbuf += data
+            if len(self._rbuf) < self._need:
+                return True  # a large message still arriving: no copy until it is whole
             data = bytes(self._rbuf)
             self._rbuf.clear()
+        self._parse(data)
+        return True
+
+    def _parse(self, data: bytes, budget: int = _BURST) -> None:
+        """Handle the whole messages in data (at most budget; -1: all); keep the rest."""
         view = memoryview(data)
         pos, size = 0, len(data)
         on_message = self.on_message
         on_result = self.on_result
+        self._need = 0
         while size - pos >= 4:
             (length,) = _LENGTH.unpack_from(data, pos)
             start = pos + 4
@@ -315,7 +331,16 @@ class ProcessWorker(_WorkerBase):
                 start += 8
             end = start + length
             if end > size:
+                self._need = end - pos
                 break
+            if budget == 0:
+                # Thousands of results in one read: resolve them over several
+                # loop iterations, so that other callbacks (and timers) run between.
+                if not self._parsing:
+                    self._parsing = True
+                    self._loop.call_soon(self._resume)
+                break
+            budget -= 1
             kind, ident = HEADER.unpack_from(data, start)
             if kind == RESULT:
                 (elapsed,) = _ELAPSED.unpack_from(data, start + _HEADER_SIZE)
@@ -326,7 +351,13 @@ class ProcessWorker(_WorkerBase):
             pos = end
         if pos < size:
             self._rbuf += view[pos:]
-        return True
+
+    def _resume(self) -> None:
+        self._parsing = False
+        if self._rbuf and len(self._rbuf) >= max(self._need, 4):
+            data = bytes(self._rbuf)
+            self._rbuf.clear()
+            self._parse(data)
 
     # -- inspection --------------------------------------------------------------------------
 
