@@ -384,8 +384,12 @@ class AsyncExecutor:
         self, executor: cf.Executor, *, timeout: float | None = None, serialize: bool | None = None
     ) -> None:
         if not isinstance(executor, cf.Executor):
+            hint = ""
+            if hasattr(executor, "imap_unordered") and hasattr(executor, "submit"):
+                hint = " (a toolkit pool is awaitable already: use its submit, apply and imap)"
             raise TypeError(
-                f"AsyncExecutor needs a concurrent.futures.Executor, not {type(executor).__name__}"
+                "AsyncExecutor needs a concurrent.futures.Executor, "
+                f"not {type(executor).__name__}{hint}"
             )
         self._executor = executor
         self._timeout = check_timeout(timeout, allow_zero=False)
