@@ -383,13 +383,13 @@ class AsyncExecutor:
     def __init__(
         self, executor: cf.Executor, *, timeout: float | None = None, serialize: bool | None = None
     ) -> None:
-        if not isinstance(executor, cf.Executor):
+        given: object = executor  # typed: callers without a type checker pass anything
+        if not isinstance(given, cf.Executor):
             hint = ""
-            if hasattr(executor, "imap_unordered") and hasattr(executor, "submit"):
+            if hasattr(given, "imap_unordered") and hasattr(given, "submit"):
                 hint = " (a toolkit pool is awaitable already: use its submit, apply and imap)"
             raise TypeError(
-                "AsyncExecutor needs a concurrent.futures.Executor, "
-                f"not {type(executor).__name__}{hint}"
+                f"AsyncExecutor needs a concurrent.futures.Executor, not {type(given).__name__}{hint}"
             )
         self._executor = executor
         self._timeout = check_timeout(timeout, allow_zero=False)
