@@ -388,9 +388,8 @@ class AsyncExecutor:
             hint = ""
             if hasattr(given, "imap_unordered") and hasattr(given, "submit"):
                 hint = " (a toolkit pool is awaitable already: use its submit, apply and imap)"
-            raise TypeError(
-                f"AsyncExecutor needs a concurrent.futures.Executor, not {type(given).__name__}{hint}"
-            )
+            name = type(given).__name__
+            raise TypeError(f"AsyncExecutor needs a concurrent.futures.Executor, not {name}{hint}")
         self._executor = executor
         self._timeout = check_timeout(timeout, allow_zero=False)
         self._serialize = not _is_in_process(executor) if serialize is None else bool(serialize)
