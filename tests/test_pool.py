@@ -864,3 +864,23 @@ async def test_pool_submit_futures_work_with_asyncio_wait(pool: toolkit.Pool) ->
     assert not pending
     assert sorted(f.result() for f in done) == [0, 1, 4, 9]
     assert sorted([await f for f in asyncio.as_completed(futures)]) == [0, 1, 4, 9]
+
+
+async def test_pool_imap_next_with_a_timeout(pool1: toolkit.Pool) -> None:
+    # multiprocessing's IMapIterator.next(timeout): a timeout loses nothing.
+    results = pool1.imap(_helpers.sleep_then, [0.3, 0.0, 0.0], chunksize=1)
+    with pytest.raises(toolkit.TaskTimeoutError):
+        await results.next(timeout=0.01)
+    assert await results.next(timeout=10) is None
+    assert [x async for x in results] == [None, None]
+    with pytest.raises(StopAsyncIteration):
+        await results.next()
+
+
+def test_pool_cannot_be_pickled() -> None:
+    import pickle
+
+    pool = toolkit.Pool(1)
+    with pytest.raises(NotImplementedError, match="cannot be passed"):
+        pickle.dumps(pool)
+    pool.close()

@@ -949,6 +949,7 @@ class MapResult(Generic[R]):
         # waiting for the cyclic GC while a pool's close() waits for the map.
         self._state = _MapState(executor, fn, iterables, ordered, window, chunksize, timeout, star)
         self._results = self._state.run()
+        self._step: asyncio.Future[R] | None = None
 
     @property
     def done(self) -> int:
@@ -961,19 +962,48 @@ class MapResult(Generic[R]):
         return self._state.total
 
     def __aiter__(self) -> AsyncIterator[R]:
-        return self._results
+        return self if self._step is not None else self._results
 
     def __anext__(self) -> Awaitable[R]:
+        step = self._step
+        if step is not None:  # a next(timeout) that timed out left its step running
+            self._step = None
+            return step
         return self._results.__anext__()
+
+    async def next(self, timeout: float | None = None) -> R:
+        """Return the next result, waiting at most timeout seconds (``IMapIterator.next``).
+
+        Raises:
+            StopAsyncIteration: no more results.
+            TaskTimeoutError: none within timeout (also a ``multiprocessing.TimeoutError``);
+                the map goes on, and the next call returns that result.
+
+        Cancellation:
+            Safe: the map goes on; the result is kept for the next call.
+        """
+        timeout = check_timeout(timeout)
+        step = self._step
+        if step is None:
+            step = self._step = asyncio.ensure_future(self._results.__anext__())
+        await asyncio.wait([step], timeout=timeout)
+        if not step.done():
+            raise TaskTimeoutError(f"no result within {timeout:g} s (the map goes on)")
+        self._step = None
+        return step.result()
 
     def __await__(self) -> Generator[Any, None, list[R]]:
         return self._collect().__await__()
 
     async def _collect(self) -> list[R]:
-        return [result async for result in self._results]
+        return [result async for result in self]
 
     async def aclose(self) -> None:
         """Stop the map: cancel tasks not started, pull no more input."""
+        step, self._step = self._step, None
+        if step is not None:
+            step.cancel()
+            await asyncio.wait([step])
         await self._results.aclose()  # type: ignore[attr-defined]
 
     async def __aenter__(self) -> Self:

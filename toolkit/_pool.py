@@ -355,6 +355,10 @@ class _PoolBase:
     def name(self) -> str:
         return self._name
 
+    def __reduce__(self) -> Any:
+        # As multiprocessing's: a pool is this process's, with its sockets and loop.
+        raise NotImplementedError("pool objects cannot be passed between processes or pickled")
+
     @property
     def _map_workers(self) -> int:  # the map engine interface (MapResult)
         return self._size
