@@ -884,3 +884,13 @@ def test_pool_cannot_be_pickled() -> None:
     with pytest.raises(NotImplementedError, match="cannot be passed"):
         pickle.dumps(pool)
     pool.close()
+
+
+async def test_pool_map_async_reports_progress(pool1: toolkit.Pool) -> None:
+    handle = pool1.map_async(_helpers.square, range(300))
+    assert handle.total == 300
+    assert await handle == [x * x for x in range(300)]
+    assert handle.done_count == 300
+    single = pool1.apply_async(_helpers.square, (2,))
+    assert (single.done_count, single.total) == (None, None)
+    await single

@@ -39,12 +39,15 @@ class TaskInfo:
         function: the function's qualified name (``module.name``).
         args: a short repr of the arguments (at most about 80 characters).
         started_at: ``time.time()`` when the worker started it (None: sent, not started yet).
+        items: how many inputs: 1 for a call, the chunk's length for a map's chunk
+            (then ``args`` shows the first inputs).
     """
 
     id: int
     function: str
     args: str
     started_at: float | None
+    items: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +186,11 @@ def unregister(obj: _Inspectable) -> None:
 
 
 def snapshot() -> Snapshot:
-    """Return a snapshot of every live pool and process the toolkit started here."""
+    """Return a snapshot of every live pool and process the toolkit started here.
+
+    Safe from any thread (a monitor's, a UI's), even while the loop that runs
+    the pools is busy or blocked: it copies, it never waits for the loop.
+    """
     with _live_lock:
         live = list(_live)
     pools: list[PoolSnapshot] = []

@@ -159,12 +159,16 @@ class _Task:
         return f"{name}({text if len(text) <= 80 else text[:77] + '...'})"
 
     def info(self) -> TaskInfo:
-        described = self.describe()
         name = _qualified_name(self.fn)
         started = self.started_at
         if started is not None:
             started += time.time() - time.monotonic()  # shown as wall-clock time
-        return TaskInfo(self.id, name, described[len(name) :].strip("()"), started)
+        if self.kind == CHUNK:
+            inputs = list(self.args[:3])
+            text = ", ".join(_short_repr.repr(i) for i in inputs)
+            more = ", ..." if len(self.args) > len(inputs) else ""
+            return TaskInfo(self.id, name, f"[{text}{more}]", started, len(self.args))
+        return TaskInfo(self.id, name, self.describe()[len(name) :].strip("()"), started)
 
 
 class _PoolFuture(asyncio.Future[T]):
@@ -224,10 +228,21 @@ class AsyncResult(Generic[T]):
     only waits: on timeout it raises ``TaskTimeoutError`` and the task goes on.
     """
 
-    __slots__ = ("_future",)
+    __slots__ = ("_future", "_map")
 
-    def __init__(self, future: asyncio.Future[T]) -> None:
+    def __init__(self, future: asyncio.Future[T], map_result: MapResult[Any] | None = None) -> None:
         self._future = future
+        self._map = map_result
+
+    @property
+    def done_count(self) -> int | None:
+        """For map_async: how many results are in so far (None for a single task)."""
+        return None if self._map is None else self._map.done
+
+    @property
+    def total(self) -> int | None:
+        """For map_async: how many inputs there are, if the input is sized (else None)."""
+        return None if self._map is None else self._map.total
 
     def __repr__(self) -> str:
         return f"<toolkit.AsyncResult {self._future!r}>"
@@ -366,7 +381,7 @@ class _PoolBase:
     @property
     def workers(self) -> tuple[WorkerInfo, ...]:
         """A frozen snapshot of every worker: live ones first, then recently dead ones."""
-        return tuple(self._worker_info(w) for w in [*self._workers, *self._dead])
+        return tuple(self._worker_info(w) for w in [*list(self._workers), *tuple(self._dead)])
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -1072,7 +1087,7 @@ class _PoolBase:
         )
         if callback is not None or error_callback is not None:
             future.add_done_callback(_callbacks(callback, error_callback))
-        return AsyncResult(future)
+        return AsyncResult(future, results)
 
     def _map(
         self,
@@ -1115,10 +1130,13 @@ class _PoolBase:
 
     def stats(self) -> PoolStats:
         """The pool's counts now (a frozen snapshot)."""
-        states = collections.Counter(w.state for w in self._workers)
-        queued = sum(1 for t in self._queue if not t.future.done())
-        running = sum(len(w.outstanding) for w in self._workers)
-        c = self._counts
+        # Copies first (each one C call, atomic under the GIL): a snapshot may be
+        # taken from another thread (the playground's UI) while the loop changes them.
+        workers = list(self._workers)
+        states = collections.Counter(w.state for w in workers)
+        queued = sum(1 for t in tuple(self._queue) if not t.future.done())
+        running = sum(len(w.outstanding) for w in workers)
+        c = dict(self._counts)
         return PoolStats(
             name=self._name,
             kind=self._kind,
@@ -1140,7 +1158,8 @@ class _PoolBase:
         )
 
     def _worker_info(self, worker: _Worker) -> WorkerInfo:
-        head = next(iter(worker.outstanding.values()), None) if worker.ready else None
+        tasks = list(worker.outstanding.values())  # one C call: safe from another thread
+        head = tasks[0] if tasks and worker.ready else None
         cpu, rss = worker.usage()
         return WorkerInfo(
             name=worker.name,
