@@ -1,0 +1,282 @@
+"""The playground's commands: plain functions in the namespace, so scripts can call them too.
+
+They run in the engine thread, inside the statement that calls them. Views
+that need the whole screen (``top``) are requested from the UI, which opens
+them when the statement ends; without a UI (``-c``, scripts) they print one
+frame instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+import toolkit
+import toolkit.inspect
+from playground import _views
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from toolkit.inspect import PoolStats, WorkerInfo
+
+
+class PoolLike(Protocol):
+    """What the commands use of ``toolkit.Pool`` and ``toolkit.ThreadPool``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def workers(self) -> tuple[WorkerInfo, ...]: ...
+    def stats(self) -> PoolStats: ...
+    def resize(self, n: int) -> Any: ...
+    def terminate(self) -> Any: ...
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+    async def join(self) -> None: ...
+
+
+def _is_pool(obj: object) -> bool:
+    return all(hasattr(obj, a) for a in ("workers", "stats", "resize", "terminate", "submit"))
+
+
+class Registry:
+    """What the session started: shut down on exit, looked up by name by the commands."""
+
+    def __init__(self) -> None:
+        self.objects: list[Any] = []  # pools and toolkit.Process objects, oldest first
+        self.tasks: list[asyncio.Task[Any]] = []  # recipes and other background tasks
+
+    def add(self, obj: Any) -> Any:
+        self.objects.append(obj)
+        return obj
+
+    def pools(self) -> list[PoolLike]:
+        return [o for o in self.objects if _is_pool(o)]
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """What a task awaits, outermost first: 'fn (file:line)' per coroutine, then the leaf.
+
+    Task.get_stack() gives only the outer frame on 3.11 (prior-art-repl.md,
+    section 1): follow cr_await instead.
+    """
+    chain: list[str] = []
+    awaitable: Any = task.get_coro()
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        name = getattr(awaitable, "__qualname__", type(awaitable).__name__)
+        if frame is not None:
+            where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+            chain.append(f"{name} ({where})")
+        elif isinstance(awaitable, asyncio.Future):
+            chain.append(repr(awaitable).strip("<>").split(" cb=")[0])
+        else:
+            chain.append(name)
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return chain
+
+
+class Commands:
+    """The namespace's commands, bound to one session's registry."""
+
+    def __init__(
+        self, registry: Registry, request_view: Callable[[str], bool] | None = None
+    ) -> None:
+        self.registry = registry
+        # Asks the UI to open a view after the statement; False when there is no UI.
+        self._request_view = request_view or (lambda view: False)
+        self._counts: dict[str, int] = {}
+
+    def _name(self, kind: str) -> str:
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        return f"{kind}-{self._counts[kind]}"
+
+    # -- start ---------------------------------------------------------------------------
+
+    def pool(self, processes: int | None = None, *, name: str | None = None, **kwargs: Any) -> Any:
+        """Start a process pool (toolkit.Pool); worker output is shown tagged above the prompt."""
+        kwargs.setdefault("capture_output", True)
+        cls = getattr(toolkit, "Pool")  # noqa: B009 - lands with the pool issue
+        return self.registry.add(cls(processes, name=name or self._name("pool"), **kwargs))
+
+    def threadpool(
+        self, threads: int | None = None, *, name: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Start a thread pool (toolkit.ThreadPool)."""
+        cls = getattr(toolkit, "ThreadPool")  # noqa: B009 - lands with the pool issue
+        return self.registry.add(cls(threads, name=name or self._name("threads"), **kwargs))
+
+    def process(
+        self, target: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> toolkit.Process:
+        """Start target(*args, **kwargs) in a new toolkit.Process and return it."""
+        proc = toolkit.Process(
+            target=target, args=args, kwargs=kwargs, name=name or self._name("proc")
+        )
+        proc.start()
+        return self.registry.add(proc)  # type: ignore[no-any-return]
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, pool: PoolLike | None = None, **kwargs: Any
+    ) -> Any:
+        """Submit fn(*args, **kwargs) to pool (default: the newest pool); return its future."""
+        if pool is None:
+            pools = self.registry.pools()
+            if not pools:
+                raise LookupError("no pool yet: start one with pool() or threadpool()")
+            pool = pools[-1]
+        return pool.submit(fn, *args, **kwargs)
+
+    def background(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run a coroutine as a background task the session tracks (and cancels on exit)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.registry.tasks.append(task)
+        return task
+
+    # -- look ------------------------------------------------------------------------------
+
+    def ps(self) -> None:
+        """Print every pool worker and toolkit.Process, then the asyncio tasks."""
+        snap = toolkit.inspect.snapshot()
+        for pool in snap.pools:
+            s = pool.stats
+            print(
+                f"{s.kind} pool {s.name} [{s.state}]: size {s.size}, queued {s.queued},"
+                f" running {s.running}, done {s.completed}, failed {s.failed}"
+            )
+        items = _views.rows(snap)
+        if items:
+            print("\n".join(_views.table(items, snap.taken_at)))
+        else:
+            print("no workers")
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        print(f"{len(tasks)} other asyncio task(s): tasks() lists them")
+
+    def tasks(self) -> None:
+        """Print the asyncio tasks on the loop, each with its await chain."""
+        current = asyncio.current_task()
+        for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+            marker = " (this statement)" if task is current else ""
+            print(f"{task.get_name()}{marker}:")
+            for depth, link in enumerate(await_chain(task)):
+                print(f"  {'  ' * depth}-> {link}")
+
+    def info(self, target: Any) -> None:
+        """Print everything known about a worker (name or pid) or a pool."""
+        if _is_pool(target) or (isinstance(target, str) and self._find_pool(target) is not None):
+            pool = target if _is_pool(target) else self._find_pool(target)
+            assert pool is not None
+            for field, value in _fields(pool.stats()).items():
+                print(f"{field + ':':<16} {value}")
+            return
+        row = self._find_row(target)
+        print("\n".join(_views.detail(row, time.time())))
+
+    def top(self) -> None:
+        """Open the live worker table (q quits); without a UI, print it once."""
+        if self._request_view("top"):
+            return
+        snap = toolkit.inspect.snapshot()
+        print("\n".join(_views.table(_views.rows(snap), snap.taken_at)))
+
+    # -- control ---------------------------------------------------------------------------
+
+    def cancel(self, target: Any) -> bool:
+        """Cancel an asyncio task (object or name) or a future; True if it was pending."""
+        if isinstance(target, str):
+            matches = [t for t in asyncio.all_tasks() if t.get_name() == target]
+            if not matches:
+                raise LookupError(f"no asyncio task named {target!r}: see tasks()")
+            target = matches[0]
+        if not hasattr(target, "cancel"):
+            raise TypeError(f"cannot cancel {target!r}")
+        return bool(target.cancel())
+
+    def terminate(self, target: Any) -> None:
+        """SIGTERM a worker (name or pid) or a Process; terminate a whole pool."""
+        self._signal(target, signal.SIGTERM)
+
+    def kill(self, target: Any) -> None:
+        """SIGKILL a worker (name or pid) or a Process; terminate a whole pool."""
+        self._signal(target, signal.SIGKILL)
+
+    def resize(self, pool: Any, n: int) -> None:
+        """Grow or shrink a pool (object or name) to n workers."""
+        found = pool if _is_pool(pool) else self._find_pool(str(pool))
+        if found is None:
+            raise LookupError(f"no pool {pool!r}: see ps()")
+        found.resize(n)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def _find_pool(self, name: str) -> PoolLike | None:
+        for pool in self.registry.pools():
+            if pool.name == name:
+                return pool
+        return None
+
+    def _find_row(self, target: Any) -> _views.Row:
+        items = _views.rows(toolkit.inspect.snapshot())
+        for row in items:
+            if target in (row.name, row.pid) and (row.state != "dead" or target == row.name):
+                return row
+        raise LookupError(f"no worker or process {target!r}: see ps()")
+
+    def _signal(self, target: Any, signum: signal.Signals) -> None:
+        if _is_pool(target):
+            target.terminate()
+            return
+        if isinstance(target, toolkit.Process):
+            target.terminate() if signum == signal.SIGTERM else target.kill()
+            return
+        row = self._find_row(target)
+        if row.kind == "thread":
+            raise TypeError(f"{row.name} is a thread: a thread cannot be killed; cancel its task")
+        if row.pid is None or row.state == "dead":
+            raise LookupError(f"{row.name} is not running")
+        os.kill(row.pid, signum)
+        print(f"sent {signum.name} to {row.name} (pid {row.pid})")
+
+
+def _fields(stats: object) -> dict[str, object]:
+    return {name: getattr(stats, name) for name in getattr(stats, "__slots__", ())}
+
+
+def find_progress(
+    task: asyncio.Task[Any] | None, namespace: dict[str, Any]
+) -> list[_views.Progress]:
+    """Maps in flight: those the running statement awaits, then those held in the namespace.
+
+    A map result shows progress when it has ``done`` and ``total`` (the pool
+    issue's MapResult); objects without them are skipped. Runs in the engine
+    thread, where the frames it reads are not running.
+    """
+    candidates: list[tuple[str, object]] = []
+    if task is not None:
+        awaitable: Any = task.get_coro()
+        while awaitable is not None:
+            frame = getattr(awaitable, "cr_frame", None)
+            if frame is not None:
+                candidates.extend(("map", v) for v in frame.f_locals.values())
+            candidates.append(("map", awaitable))
+            awaitable = getattr(awaitable, "cr_await", None) or getattr(
+                awaitable, "gi_yieldfrom", None
+            )
+    candidates.extend((k, v) for k, v in list(namespace.items()) if not k.startswith("_"))
+    found: list[_views.Progress] = []
+    seen: set[int] = set()
+    for label, obj in candidates:
+        done, total = getattr(obj, "done", None), getattr(obj, "total", None)
+        if not isinstance(done, int) or isinstance(done, bool) or not hasattr(obj, "total"):
+            continue
+        ready = getattr(obj, "ready", None)
+        if id(obj) in seen or (callable(ready) and ready()):
+            continue
+        if not (total is None or isinstance(total, int)) or (total is not None and done >= total):
+            continue
+        seen.add(id(obj))
+        found.append(_views.Progress(label, done, total))
+    return found
