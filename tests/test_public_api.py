@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import multiprocessing
 import pickle
@@ -28,6 +29,7 @@ SAMPLES: dict[type[BaseException], Callable[[], BaseException]] = {
     toolkit.TaskTimeoutError: lambda: toolkit.TaskTimeoutError("task still running after 5 s"),
     toolkit.ClosedError: lambda: toolkit.ClosedError("queue is closed"),
     toolkit.PoolClosedError: lambda: toolkit.PoolClosedError("pool is closed"),
+    toolkit.BrokenPoolError: lambda: toolkit.BrokenPoolError("the initializer raised"),
     toolkit.SerializationError: lambda: toolkit.SerializationError(
         "argument 0", "_thread.lock", "TypeError: cannot pickle '_thread.lock' object"
     ),
@@ -51,6 +53,7 @@ HIERARCHY: dict[type[BaseException], tuple[type[BaseException], ...]] = {
     toolkit.TaskTimeoutError: (TimeoutError, multiprocessing.TimeoutError),
     toolkit.ClosedError: (ValueError,),
     toolkit.PoolClosedError: (toolkit.ClosedError, ValueError, RuntimeError),
+    toolkit.BrokenPoolError: (concurrent.futures.BrokenExecutor, RuntimeError),
     toolkit.SerializationError: (pickle.PicklingError,),
     toolkit.QueueEmpty: (queue.Empty, asyncio.QueueEmpty),
     toolkit.QueueFull: (queue.Full, asyncio.QueueFull),

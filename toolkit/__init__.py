@@ -13,6 +13,7 @@ from types import ModuleType
 from ._connection import Connection as Connection, Pipe as Pipe
 from ._context import default_start_method as default_start_method, get_context as get_context
 from ._errors import (
+    BrokenPoolError as BrokenPoolError,
     ClosedError as ClosedError,
     PoolClosedError as PoolClosedError,
     QueueEmpty as QueueEmpty,
@@ -35,6 +36,8 @@ from ._executors import (
     to_thread as to_thread,
 )
 from ._loop import run as run
+from ._pool import AsyncResult as AsyncResult, Pool as Pool, ThreadPool as ThreadPool
+from ._pool_workers import OutputLine as OutputLine
 from ._process import Process as Process
 from ._queues import JoinableQueue as JoinableQueue, Queue as Queue, SimpleQueue as SimpleQueue
 from ._sharedctypes import (
@@ -61,8 +64,10 @@ __all__ = (
     "FIRST_EXCEPTION",
     "Array",
     "AsyncExecutor",
+    "AsyncResult",
     "Barrier",
     "BoundedSemaphore",
+    "BrokenPoolError",
     "ClosedError",
     "Condition",
     "Connection",
@@ -71,7 +76,9 @@ __all__ = (
     "JoinableQueue",
     "Lock",
     "MapResult",
+    "OutputLine",
     "Pipe",
+    "Pool",
     "PoolClosedError",
     "Process",
     "Queue",
@@ -85,6 +92,7 @@ __all__ = (
     "SerializationError",
     "SimpleQueue",
     "TaskTimeoutError",
+    "ThreadPool",
     "ToolkitError",
     "Value",
     "WorkerDiedError",

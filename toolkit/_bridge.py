@@ -50,8 +50,12 @@ __all__ = [
     "forget_fd",
     "helper_threads",
     "shared_waits_for",
+    "unwatch_readable",
+    "unwatch_writable",
     "wait_blocking",
     "wait_readable",
+    "watch_readable",
+    "watch_writable",
     "watcher_for",
 ]
 
@@ -511,3 +515,33 @@ def shared_waits_for(loop: asyncio.AbstractEventLoop) -> SharedWaits:
 async def wait_blocking(key: Hashable, attempt: Callable[[float], bool]) -> None:
     """Wait, sharing one helper thread per key, until attempt(timeout) returns True."""
     await shared_waits_for(asyncio.get_running_loop()).wait(key, attempt)
+
+
+# --- descriptors this process owns alone ------------------------------------------------------
+#
+# A pool's private socket to each worker is read and written by this process
+# only, so the uvloop caveat above (a watched descriptor turns non-blocking for
+# every process sharing it) does not apply: it is registered on the loop
+# directly, level-triggered, for the life of the worker.
+
+
+def watch_readable(
+    loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[..., object], *args: Any
+) -> None:
+    """Call callback(*args) on the loop whenever fd is readable, until unwatch_readable."""
+    loop.add_reader(fd, callback, *args)
+
+
+def unwatch_readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    loop.remove_reader(fd)
+
+
+def watch_writable(
+    loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[..., object], *args: Any
+) -> None:
+    """Call callback(*args) on the loop whenever fd is writable, until unwatch_writable."""
+    loop.add_writer(fd, callback, *args)
+
+
+def unwatch_writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    loop.remove_writer(fd)

@@ -5,6 +5,7 @@
     ├── TaskTimeoutError     + TimeoutError, multiprocessing.TimeoutError
     ├── ClosedError          + ValueError (what multiprocessing raises)
     │   └── PoolClosedError  + RuntimeError (what concurrent.futures raises)
+    ├── BrokenPoolError      + concurrent.futures.BrokenExecutor; a worker initializer failed
     ├── SerializationError   + pickle.PicklingError; .argument .type
     ├── QueueEmpty           + queue.Empty, asyncio.QueueEmpty
     └── QueueFull            + queue.Full, asyncio.QueueFull
@@ -22,6 +23,7 @@ formatted message as the only argument.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import multiprocessing
 import pickle
 import queue
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from typing import Self
 
 __all__ = [
+    "BrokenPoolError",
     "ClosedError",
     "PoolClosedError",
     "QueueEmpty",
@@ -115,6 +118,16 @@ class PoolClosedError(ClosedError, RuntimeError):
 
     Also a ``RuntimeError``, what ``concurrent.futures`` raises for a submit
     after shutdown.
+    """
+
+
+class BrokenPoolError(ToolkitError, concurrent.futures.BrokenExecutor):
+    """The pool cannot run tasks: a worker's initializer raised (it is the ``__cause__``).
+
+    Also a ``concurrent.futures.BrokenExecutor`` (the base of
+    ``BrokenProcessPool``), what ``ProcessPoolExecutor`` raises in that case.
+    The pool does not retry a failing initializer forever, as
+    ``multiprocessing.Pool`` does.
     """
 
 

@@ -37,13 +37,14 @@ import asyncio
 import collections
 import collections.abc
 import concurrent.futures as cf
+import contextlib
 import contextvars
 import dataclasses
 import itertools
 import os
 import threading
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, final
 
 from ._bridge import bridge_for
 from ._chunking import ChunkSizer
@@ -418,6 +419,16 @@ class AsyncExecutor:
         if self._workers is None:
             self._workers = _count_workers(self._executor)
         return self._workers
+
+    @property
+    def _map_workers(self) -> int:
+        return self.workers
+
+    def _map_started(self) -> None:
+        pass  # a facade has no close() that must wait for maps
+
+    def _map_finished(self) -> None:
+        pass
 
     def stats(self) -> ExecutorStats:
         """Return a snapshot of the facade's counters."""
@@ -841,6 +852,25 @@ async def _as_completed(
 # --- map ------------------------------------------------------------------------------------------
 
 
+class _MapEngine(Protocol):
+    """What a map needs from whatever runs its chunks (AsyncExecutor, Pool, ThreadPool)."""
+
+    _serialize: bool
+
+    @property
+    def _map_workers(self) -> int: ...
+
+    def _check_open(self) -> None: ...
+
+    def _submit_chunk(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[Any], star: bool
+    ) -> asyncio.Future[ChunkOutcome]: ...
+
+    def _map_started(self) -> None: ...
+
+    def _map_finished(self) -> None: ...
+
+
 class _Inputs:
     """The inputs of a map, pulled a chunk at a time from sync or async iterables.
 
@@ -848,16 +878,19 @@ class _Inputs:
     input); with several it is a list of argument tuples, zipped.
     """
 
-    __slots__ = ("_async", "_sync", "star")
+    __slots__ = ("_async", "_sync", "_zipped", "star")
 
-    def __init__(self, iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...]) -> None:
+    def __init__(
+        self, iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...], star: bool = False
+    ) -> None:
         self._sync: Iterator[Any] | None = None
         self._async: list[AsyncIterator[Any]] | None = None
-        self.star = len(iterables) > 1
+        self._zipped = len(iterables) > 1
+        self.star = star or self._zipped
         if not any(isinstance(it, collections.abc.AsyncIterable) for it in iterables):
             sync = cast("tuple[Iterable[Any], ...]", iterables)
             # Shortest wins, as in the builtin map().
-            self._sync = zip(*sync, strict=False) if self.star else iter(sync[0])
+            self._sync = zip(*sync, strict=False) if self._zipped else iter(sync[0])
         else:
             self._async = [_aiter(it) for it in iterables]
 
@@ -871,7 +904,7 @@ class _Inputs:
                 item = tuple([await anext(it) for it in self._async])
             except StopAsyncIteration:
                 break
-            chunk.append(item if self.star else item[0])
+            chunk.append(item if self._zipped else item[0])
         return chunk
 
 
@@ -888,22 +921,32 @@ def _aiter(iterable: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
 
 @final
 class MapResult(Generic[R]):
-    """The results of ``AsyncExecutor.map``: an async iterator, also awaitable as a list.
+    """The results of a map: an async iterator, also awaitable as a list.
 
-    Nothing is submitted until the first result is asked for.
+    Nothing is submitted until the first result is asked for. ``done`` counts
+    the results yielded so far and ``total`` is the number of inputs when it
+    is known (a sized iterable), else None: enough for a progress bar.
     """
 
     def __init__(
         self,
-        executor: AsyncExecutor,
+        executor: _MapEngine,
         fn: Callable[..., R],
         iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...],
         ordered: bool,
         window: int | None,
         chunksize: int | None,
         timeout: float | None,
+        *,
+        star: bool = False,
     ) -> None:
         self._executor = executor
+        self._star = star
+        self.done = 0
+        self.total: int | None = None
+        if len(iterables) == 1 and hasattr(iterables[0], "__len__"):
+            with contextlib.suppress(Exception):  # a broken __len__ just means "unknown"
+                self.total = len(iterables[0])  # type: ignore[arg-type]
         self._fn = fn
         self._iterables = iterables
         self._ordered = ordered
@@ -939,10 +982,7 @@ class MapResult(Generic[R]):
     def _sizer(self, workers: int) -> ChunkSizer:
         if self._chunksize is not None or not self._executor._serialize:
             return ChunkSizer(self._chunksize or 1)
-        length = None
-        if len(self._iterables) == 1 and hasattr(self._iterables[0], "__len__"):
-            length = len(self._iterables[0])  # type: ignore[arg-type]
-        return ChunkSizer(length=length, workers=workers)
+        return ChunkSizer(length=self.total, workers=workers)
 
     async def _run(self) -> AsyncIterator[R]:
         executor = self._executor
@@ -950,10 +990,10 @@ class MapResult(Generic[R]):
         deadline = None
         if self._timeout is not None:
             deadline = loop.time() + self._timeout - (perf_counter() - self._called_at)
-        workers = executor.workers
+        workers = executor._map_workers
         window = self._window or 2 * workers
         sizer = self._sizer(workers)
-        inputs = _Inputs(self._iterables)
+        inputs = _Inputs(self._iterables, self._star)
         fn = self._fn
         pending: collections.deque[asyncio.Future[ChunkOutcome]] = collections.deque()
         exhausted = False
@@ -975,6 +1015,7 @@ class MapResult(Generic[R]):
                     return
                 offset += len(chunk)
 
+        executor._map_started()
         try:
             await fill()
             while pending:
@@ -1004,13 +1045,16 @@ class MapResult(Generic[R]):
                         # loop for a whole chunk (thousands of results).
                         await asyncio.sleep(0)
                         suspended = perf_counter()
-                    for result in results[start : start + _YIELD_EVERY]:
+                    batch = results[start : start + _YIELD_EVERY]
+                    for result in batch:
                         yield result
+                    self.done += len(batch)
                 if outcome.error is not None:
                     raise outcome.error
         finally:
             for future in pending:
-                future.cancel()  # a _TaskFuture: cancels the executor's task at once
+                future.cancel()  # cancels the executor's (pool's) task at once
+            executor._map_finished()
 
     def _split_bad_chunk(
         self,

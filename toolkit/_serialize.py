@@ -43,6 +43,7 @@ __all__ = [
     "ChunkOutcome",
     "dumps_call",
     "dumps_chunk",
+    "dumps_failure",
     "load_chunk_outcome",
     "load_outcome",
     "run_call",
@@ -158,6 +159,11 @@ def _dumps_outcome(outcome: tuple[bool, Any, str]) -> bytes:
         # The original traceback still travels as text: it becomes the cause.
         error = _unpicklable("the result" if ok else "the exception", value, exc)
         return pickle.dumps((False, error, tb), _PROTOCOL)
+
+
+def dumps_failure(exc: BaseException) -> bytes:
+    """Pickle a failure (as run_call would): load_outcome raises it with its traceback."""
+    return _dumps_outcome(_failure(exc))
 
 
 def run_call(payload: bytes) -> bytes:

@@ -1,0 +1,497 @@
+"""A pool's workers, as the parent sees them: a process with its private socket, or a thread.
+
+Both kinds speak the same messages (``_worker.py``) to the same pool core
+(``_pool.py``), which decides what to send; a worker here only moves bytes
+or objects and reports what happened, on the loop thread:
+
+    pool core ──send_tasks()──▶ ProcessWorker ──socket (non-blocking)──▶ worker process
+              ◀─on_message()─── frames parsed from the socket, on the loop
+              ◀─on_exit()────── the process's sentinel is readable (it ended)
+
+    pool core ──send_tasks()──▶ ThreadWorker ──SimpleQueue──▶ worker thread
+              ◀─on_message()─── posted through the loop bridge (coalesced)
+
+A process worker's socket is this process's alone, so it is watched on the
+loop directly (no uvloop caveat). When the process ends, everything it wrote
+before dying is already in the socket: ``drain()`` reads it synchronously
+before the pool attributes the death, so a result that made it out is never
+reported as a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._bridge import (
+    bridge_for,
+    unwatch_readable,
+    unwatch_writable,
+    watch_readable,
+    watch_writable,
+)
+from ._serialize import run_chunk_here
+from ._worker import (
+    CHUNK,
+    HEADER,
+    INIT_FAILED,
+    READY,
+    RESULT,
+    SKIPPED,
+    TASK,
+    worker_main,
+)
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable
+    from multiprocessing.context import BaseContext
+    from multiprocessing.process import BaseProcess
+
+    from ._inspection import WorkerState
+
+__all__ = ["EXITED", "OutputLine", "ProcessWorker", "ThreadWorker", "frame"]
+
+EXITED = b"Z"  # a thread worker's last message (a process's end is its sentinel)
+
+_LENGTH = struct.Struct("!i")
+_LONG_LENGTH = struct.Struct("!Q")
+_READ_SIZE = 256 * 1024
+
+
+def frame(payload: bytes) -> bytes:
+    """One message in multiprocessing's wire format (what Connection.recv_bytes reads)."""
+    if len(payload) > 0x7FFFFFFF:
+        return _LENGTH.pack(-1) + _LONG_LENGTH.pack(len(payload)) + payload
+    return _LENGTH.pack(len(payload)) + payload
+
+
+class OutputLine:
+    """One line a worker wrote to its stdout or stderr (``Pool(capture_output=callback)``)."""
+
+    __slots__ = ("pid", "stream", "text", "worker")
+
+    def __init__(self, worker: str, pid: int | None, stream: str, text: str) -> None:
+        self.worker = worker
+        self.pid = pid
+        self.stream = stream
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"OutputLine({self.worker!r}, {self.pid}, {self.stream!r}, {self.text!r})"
+
+
+def print_output(line: OutputLine) -> None:
+    """The default capture: the line on our own stream, tagged with its worker."""
+    stream = sys.stdout if line.stream == "stdout" else sys.stderr
+    print(f"[{line.worker} {line.pid}] {line.text}", file=stream, flush=True)
+
+
+class _WorkerBase:
+    """What the pool core tracks for every worker, whatever runs it."""
+
+    kind: Literal["process", "thread"]
+
+    def __init__(
+        self, name: str, on_message: Callable[..., None], on_result: Callable[..., None]
+    ) -> None:
+        self.name = name
+        self.on_message = on_message  # (worker, kind, ident, body, elapsed)
+        self.on_result = on_result  # (worker, ident, body, elapsed): RESULT, the hot path
+        self.state: WorkerState = "starting"
+        self.since = time.time()
+        self.outstanding: dict[int, Any] = {}  # task id -> task, in the order sent
+        self.assigned = 0
+        self.tasks_done = 0
+        self.failures = 0
+        self.ready = False
+        self.retiring = False  # takes no new tasks (maxtasksperchild, resize, close)
+        self.stop_sent = False
+        self.stopping_reason: str | None = None  # why *we* ended it (kill, stop)
+        self.exit_reason: str | None = None
+        self.per_task: float | None = None  # smoothed seconds per task, measured in the worker
+        self.capacity = 1  # tasks it may hold at once (the pool core sets it)
+
+    def set_state(self, state: WorkerState) -> None:
+        if state != self.state:
+            self.state = state
+            self.since = time.time()
+
+
+class ProcessWorker(_WorkerBase):
+    """A worker process and the parent's end of its socket."""
+
+    kind = "process"
+
+    def __init__(
+        self,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+        context: BaseContext,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        capture: Callable[[OutputLine], None] | None,
+        on_message: Callable[..., None],
+        on_result: Callable[..., None],
+    ) -> None:
+        super().__init__(name, on_message, on_result)
+        self._loop = loop
+        self._capture = capture
+        parent, child = socket.socketpair()
+        parent.setblocking(False)
+        self._sock: socket.socket | None = parent
+        self._fd = parent.fileno()
+        self._rbuf = bytearray()
+        self._wbuf = bytearray()
+        child_conn = Connection(child.detach())
+        self._child_ends: list[Connection] = [child_conn]
+        self._readers: list[_LineReader] = []
+        out = err = None
+        if capture is not None:
+            out_r, out = context.Pipe(duplex=False)
+            err_r, err = context.Pipe(duplex=False)
+            self._child_ends += [out, err]
+            self._readers = [
+                _LineReader(loop, out_r, "stdout", self._emit),
+                _LineReader(loop, err_r, "stderr", self._emit),
+            ]
+        self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
+            target=worker_main,
+            args=(child_conn, initializer, initargs, out, err),
+            name=name,
+        )
+        self._psutil: Any = None
+        self._pid: int | None = None  # kept: the process object is closed once it ended
+        watch_readable(loop, self._fd, self._on_readable)
+
+    # -- life -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the process (blocking: the caller picks the thread)."""
+        self.process.start()
+
+    def started(self) -> None:
+        """Drop our copies of the child's ends: its death must close them for good."""
+        self._pid = self.process.pid
+        for end in self._child_ends:
+            end.close()
+        self._child_ends = []
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    tid = None
+
+    def kill(self) -> None:
+        """SIGKILL the worker and every process it started (a task's subprocesses too)."""
+        pid = self._pid
+        if pid is None:
+            return
+        children = []
+        with contextlib.suppress(Exception):
+            import psutil
+
+            children = psutil.Process(pid).children(recursive=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        for child in children:
+            with contextlib.suppress(Exception):
+                child.kill()
+
+    def drain(self) -> None:
+        """Read what the (ended) worker left in the socket, then close it."""
+        while self._sock is not None and self._read_once():
+            pass
+        for reader in self._readers:
+            reader.drain()
+        self.close()
+
+    def close(self) -> None:
+        for end in self._child_ends:
+            end.close()
+        self._child_ends = []
+        if self._sock is not None:
+            unwatch_readable(self._loop, self._fd)
+            if self._wbuf:
+                unwatch_writable(self._loop, self._fd)
+                self._wbuf.clear()
+            self._sock.close()
+            self._sock = None
+        for reader in self._readers:
+            reader.close()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue framed bytes to the worker; never blocks."""
+        sock = self._sock
+        if sock is None:
+            return  # ended: its tasks are re-queued when the end is seen
+        if self._wbuf:
+            self._wbuf += data
+            return
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            return  # the worker is gone; the sentinel tells the pool
+        if sent < len(data):
+            self._wbuf += memoryview(data)[sent:]
+            watch_writable(self._loop, self._fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sent = sock.send(self._wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            sent = len(self._wbuf)
+        del self._wbuf[:sent]
+        if not self._wbuf:
+            unwatch_writable(self._loop, self._fd)
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        self._read_once()
+
+    def _read_once(self) -> bool:
+        """Read what is there and handle every whole message; False at EOF or nothing."""
+        sock = self._sock
+        if sock is None:
+            return False
+        try:
+            data = sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            unwatch_readable(self._loop, self._fd)  # EOF: the end comes through the sentinel
+            return False
+        if self._rbuf:
+            self._rbuf += data
+            data = bytes(self._rbuf)
+            self._rbuf.clear()
+        view = memoryview(data)
+        pos, size = 0, len(data)
+        on_message = self.on_message
+        on_result = self.on_result
+        while size - pos >= 4:
+            (length,) = _LENGTH.unpack_from(data, pos)
+            start = pos + 4
+            if length == -1:
+                if size - pos < 12:
+                    break
+                (length,) = _LONG_LENGTH.unpack_from(data, start)
+                start += 8
+            end = start + length
+            if end > size:
+                break
+            kind, ident = HEADER.unpack_from(data, start)
+            if kind == RESULT:
+                (elapsed,) = _ELAPSED.unpack_from(data, start + _HEADER_SIZE)
+                # A view, not a copy: the outcome is unpickled before data goes.
+                on_result(self, ident, view[start + _RESULT_SIZE : end], elapsed)
+            else:
+                on_message(self, kind, ident, view[start + _HEADER_SIZE : end], 0.0)
+            pos = end
+        if pos < size:
+            self._rbuf += view[pos:]
+        return True
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def usage(self) -> tuple[float | None, int | None]:
+        """(CPU percent since the last call, RSS bytes), or Nones if unknown."""
+        pid = self._pid
+        if pid is None or self.state == "dead":
+            return None, None
+        try:
+            import psutil
+
+            if self._psutil is None or self._psutil.pid != pid:
+                self._psutil = psutil.Process(pid)
+            with self._psutil.oneshot():
+                return self._psutil.cpu_percent(None), self._psutil.memory_info().rss
+        except Exception:  # noqa: BLE001 - it may end while we look
+            return None, None
+
+    def _emit(self, stream: str, text: str) -> None:
+        if self._capture is not None:
+            self._capture(OutputLine(self.name, self._pid, stream, text))
+
+
+_ELAPSED = struct.Struct("!d")  # a RESULT's body starts with the seconds the task ran
+_HEADER_SIZE = HEADER.size
+_RESULT_SIZE = HEADER.size + _ELAPSED.size
+
+
+class _LineReader:
+    """A worker's stdout or stderr pipe, read on the loop and split into lines."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: Connection,
+        stream: str,
+        emit: Callable[[str, str], None],
+    ) -> None:
+        self._loop = loop
+        self._conn: Connection | None = conn
+        self._fd = conn.fileno()
+        os.set_blocking(self._fd, False)  # our private read end
+        self._stream = stream
+        self._emit = emit
+        self._partial = b""
+        watch_readable(loop, self._fd, self._read)
+
+    def _read(self) -> bool:
+        if self._conn is None:
+            return False
+        try:
+            data = os.read(self._fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return False
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            self._emit(self._stream, line.decode(errors="replace"))
+        return True
+
+    def drain(self) -> None:
+        while self._read():
+            pass
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        if self._partial:
+            self._emit(self._stream, self._partial.decode(errors="replace"))
+            self._partial = b""
+        unwatch_readable(self._loop, self._fd)
+        self._conn.close()
+        self._conn = None
+
+
+class ThreadWorker(_WorkerBase):
+    """A worker thread: tasks in through a SimpleQueue, outcomes out through the loop bridge.
+
+    A thread cannot be killed: a task cancelled or timed out while it runs
+    is abandoned (its result discarded), the thread is retired and replaced,
+    and it leaves once that task returns.
+    """
+
+    kind = "thread"
+
+    def __init__(
+        self,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        on_message: Callable[..., None],
+        on_result: Callable[..., None],
+    ) -> None:
+        super().__init__(name, on_message, on_result)
+        self._bridge = bridge_for(loop)
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._initializer = initializer
+        self._initargs = initargs
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.tid: int | None = None
+        self._cpu_seen: tuple[float, float] | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def started(self) -> None:
+        pass
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    def send_task(self, task: Any) -> None:
+        self._inbox.put(task)
+
+    def stop(self) -> None:
+        self._inbox.put(None)
+
+    def kill(self) -> None:
+        self.stop()  # cannot interrupt it: it leaves after its current task
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        self.tid = threading.get_native_id()
+        post = self._bridge.post
+        if self._initializer is not None:
+            try:
+                self._initializer(*self._initargs)
+            except BaseException as exc:  # noqa: BLE001 - the pool reports it and breaks
+                post(self.on_message, self, INIT_FAILED, 0, exc, 0.0)
+                post(self.on_message, self, EXITED, 0, None, 0.0)
+                return
+        post(self.on_message, self, READY, 0, None, 0.0)
+        inbox = self._inbox
+        while (task := inbox.get()) is not None:
+            if task.cancel_requested:
+                post(self.on_message, self, SKIPPED, task.id, None, 0.0)
+                continue
+            start = time.perf_counter()
+            if task.kind == TASK:
+                fn, args, kwargs = task.payload
+                try:
+                    outcome: Any = (True, fn(*args, **kwargs))
+                except BaseException as exc:  # noqa: BLE001 - the awaiting caller raises it
+                    outcome = (False, exc)
+            else:
+                assert task.kind == CHUNK
+                outcome = run_chunk_here(*task.payload)
+            elapsed = time.perf_counter() - start
+            post(self.on_result, self, task.id, outcome, elapsed)
+            del task, outcome  # do not keep the last result alive while idle
+        post(self.on_message, self, EXITED, 0, None, 0.0)
+
+    def usage(self) -> tuple[float | None, int | None]:
+        """(CPU percent of this thread since the last call, None: threads share memory)."""
+        tid = self.tid
+        if tid is None or self.state == "dead":
+            return None, None
+        try:
+            import psutil
+
+            for thread in psutil.Process().threads():
+                if thread.id == tid:
+                    used = thread.user_time + thread.system_time
+                    now = time.monotonic()
+                    seen, self._cpu_seen = self._cpu_seen, (now, used)
+                    if seen is None or now <= seen[0]:
+                        return 0.0, None
+                    return 100.0 * (used - seen[1]) / (now - seen[0]), None
+        except Exception:  # noqa: BLE001 - best effort
+            return None, None
+        return None, None

@@ -1,0 +1,224 @@
+"""The child side of a toolkit ``Pool``: one worker process, one private socket, no event loop.
+
+Theory of operation
+-------------------
+Each worker has its own socket to the parent (never a channel shared by all
+workers behind a lock that a dying worker could hold: pebble#163). Messages
+use multiprocessing's wire format (a 4-byte length, then the bytes), and
+every message starts with a 9-byte header, a kind and a task id::
+
+    parent ──TASK id, call──────▶ worker   run it, then answer
+    parent ──CHUNK id, calls────▶ worker   a map's batch of inputs
+    parent ──CANCEL id──────────▶ worker   drop it if not started (answer SKIPPED)
+    parent ──STOP───────────────▶ worker   leave (sent once nothing is outstanding)
+    parent ◀──READY───────────── worker    the initializer ran
+    parent ◀──INIT_FAILED, exc── worker    ... or raised: the worker leaves
+    parent ◀──RESULT id, outcome─ worker   one per task, in the order they ran
+    parent ◀──SKIPPED id──────── worker
+
+The parent may send several tasks ahead (tiny tasks back to back, no round
+trip in between). The worker runs them in order and answers each one before
+it starts the next, so the parent knows which task a dead worker was running:
+the oldest one not answered. Those behind it never started and go to
+another worker. Before each task the worker reads whatever has arrived, so a
+cancellation reaches a task that has not started yet.
+
+The worker ignores SIGINT: a Ctrl-C in the terminal reaches the whole process
+group, and cancelling work is the parent's decision (it kills the worker). A
+thread watches the socket for the parent's end closing (the parent died, even
+by SIGKILL) and ends the worker and its children then, whatever it is running:
+no orphans (ProcessPoolExecutor leaves them, ../shared/notes).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from ._serialize import dumps_failure, run_call, run_chunk
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from multiprocessing.connection import Connection
+
+__all__ = [
+    "CANCEL",
+    "CHUNK",
+    "HEADER",
+    "INIT_FAILED",
+    "READY",
+    "RESULT",
+    "RESULT_HEADER",
+    "SKIPPED",
+    "STOP",
+    "TASK",
+    "worker_main",
+]
+
+HEADER = struct.Struct("!cQ")  # kind, task id
+RESULT_HEADER = struct.Struct("!cQd")  # RESULT, task id, seconds it ran (sizes the pipeline)
+TASK = b"T"
+CHUNK = b"C"
+CANCEL = b"X"
+STOP = b"S"
+READY = b"I"
+INIT_FAILED = b"E"
+RESULT = b"R"
+SKIPPED = b"K"
+
+
+def worker_main(
+    conn: Connection,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    stdout: Connection | None,
+    stderr: Connection | None,
+) -> None:
+    """Serve tasks from conn until told to stop or the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if stdout is not None and stderr is not None:
+        _redirect(stdout, stderr)
+    _watch_parent(conn.fileno())
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as exc:  # noqa: BLE001 - the parent reports it and breaks the pool
+            conn.send_bytes(HEADER.pack(INIT_FAILED, 0) + dumps_failure(exc))
+            return
+    conn.send_bytes(HEADER.pack(READY, 0))
+    # EOF or a reset: the parent closed our socket, nothing left to answer to.
+    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
+        _serve(conn)
+
+
+def _serve(conn: Connection) -> None:
+    # Read the socket in large pieces and split messages here: one recv brings
+    # every task the parent sent ahead, where Connection.recv_bytes costs two
+    # reads per message and poll() one more. MSG_DONTWAIT reads without
+    # blocking and without touching the descriptor's flags.
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    conn.close()
+    pending: collections.deque[tuple[bytes, int, memoryview]] = collections.deque()
+    buffer = b""
+    recv, sendall = sock.recv, sock.sendall
+    header_size = HEADER.size
+    flush = _flush_output
+    try:
+        while True:
+            try:
+                data = recv(_READ_SIZE, socket.MSG_DONTWAIT) if pending else recv(_READ_SIZE)
+            except BlockingIOError:
+                data = None
+            if data is not None:
+                if not data:
+                    return  # EOF: the parent is gone
+                buffer = buffer + data if buffer else data
+                view = memoryview(buffer)
+                pos, size = 0, len(buffer)
+                while size - pos >= 4:
+                    (length,) = _LENGTH.unpack_from(buffer, pos)
+                    start = pos + 4
+                    if length == -1:
+                        if size - pos < 12:
+                            break
+                        (length,) = _LONG_LENGTH.unpack_from(buffer, start)
+                        start += 8
+                    end = start + length
+                    if end > size:
+                        break
+                    kind, ident = HEADER.unpack_from(buffer, start)
+                    if kind in (TASK, CHUNK):
+                        pending.append((kind, ident, view[start + header_size : end]))
+                    elif kind == CANCEL:
+                        for entry in pending:
+                            if entry[1] == ident:
+                                pending.remove(entry)
+                                sendall(_frame(HEADER.pack(SKIPPED, ident)))
+                                break
+                    elif kind == STOP:
+                        return
+                    pos = end
+                buffer = buffer[pos:] if pos < size else b""
+                continue
+            kind, ident, body = pending.popleft()
+            started = perf_counter()
+            outcome = run_call(body) if kind == TASK else run_chunk(body)  # type: ignore[arg-type]
+            elapsed = perf_counter() - started
+            del body
+            if flush is not None:
+                flush()  # a task's prints reach the parent before its result
+            sendall(_frame(RESULT_HEADER.pack(RESULT, ident, elapsed) + outcome))
+    finally:
+        sock.close()
+
+
+_READ_SIZE = 1 << 18
+_LENGTH = struct.Struct("!i")
+_LONG_LENGTH = struct.Struct("!Q")
+
+
+def _frame(payload: bytes) -> bytes:
+    """multiprocessing's wire format: a 4-byte length (or -1 and 8 bytes), then the bytes."""
+    if len(payload) > 0x7FFFFFFF:
+        return _LENGTH.pack(-1) + _LONG_LENGTH.pack(len(payload)) + payload
+    return _LENGTH.pack(len(payload)) + payload
+
+
+_flush_output: Callable[[], None] | None = None
+
+
+def _redirect(stdout: Connection, stderr: Connection) -> None:
+    """Send this process's fds 1 and 2 (C code and subprocesses too) to the parent's pipes."""
+    global _flush_output
+    for conn, fd, stream in ((stdout, 1, sys.stdout), (stderr, 2, sys.stderr)):
+        if stream is not None:
+            stream.flush()
+        os.dup2(conn.fileno(), fd)
+        conn.close()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)  # a pipe is block-buffered otherwise
+
+    def flush() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+
+    _flush_output = flush
+
+
+def _watch_parent(fd: int) -> None:
+    """End this worker (and its children) the moment the parent's end of fd closes."""
+    if not hasattr(select, "POLLRDHUP"):  # Linux only; elsewhere EOF ends the worker between tasks
+        return
+
+    def watch() -> None:
+        poller = select.poll()
+        # Only the hang-up: data arriving must not wake this thread.
+        poller.register(fd, select.POLLRDHUP)
+        while True:
+            for _, events in poller.poll():
+                if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                    _orphaned()
+
+    threading.Thread(target=watch, name="toolkit-parent-watch", daemon=True).start()
+
+
+def _orphaned() -> None:
+    try:
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+    finally:
+        os._exit(1)
