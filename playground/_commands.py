@@ -88,36 +88,30 @@ class Commands:
         self.registry = registry
         # Asks the UI to open a view after the statement; False when there is no UI.
         self._request_view = request_view or (lambda view: False)
-        self._counts: dict[str, int] = {}
-
-    def _name(self, kind: str) -> str:
-        self._counts[kind] = self._counts.get(kind, 0) + 1
-        return f"{kind}-{self._counts[kind]}"
 
     # -- start ---------------------------------------------------------------------------
 
-    def pool(self, processes: int | None = None, *, name: str | None = None, **kwargs: Any) -> Any:
-        """Start a process pool (toolkit.Pool); worker output is shown tagged above the prompt."""
+    def pool(self, processes: int | None = None, **kwargs: Any) -> toolkit.Pool:
+        """Start a process pool (toolkit.Pool's arguments); its workers' output is shown tagged."""
         kwargs.setdefault("capture_output", True)
-        cls = getattr(toolkit, "Pool")  # noqa: B009 - lands with the pool issue
-        return self.registry.add(cls(processes, name=name or self._name("pool"), **kwargs))
+        pool = toolkit.Pool(processes, **kwargs)
+        self.registry.add(pool)
+        return pool
 
-    def threadpool(
-        self, threads: int | None = None, *, name: str | None = None, **kwargs: Any
-    ) -> Any:
-        """Start a thread pool (toolkit.ThreadPool)."""
-        cls = getattr(toolkit, "ThreadPool")  # noqa: B009 - lands with the pool issue
-        return self.registry.add(cls(threads, name=name or self._name("threads"), **kwargs))
+    def threadpool(self, threads: int | None = None, **kwargs: Any) -> toolkit.ThreadPool:
+        """Start a thread pool (toolkit.ThreadPool's arguments)."""
+        pool = toolkit.ThreadPool(threads, **kwargs)
+        self.registry.add(pool)
+        return pool
 
     def process(
         self, target: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
     ) -> toolkit.Process:
         """Start target(*args, **kwargs) in a new toolkit.Process and return it."""
-        proc = toolkit.Process(
-            target=target, args=args, kwargs=kwargs, name=name or self._name("proc")
-        )
+        proc = toolkit.Process(target=target, args=args, kwargs=kwargs, name=name)
         proc.start()
-        return self.registry.add(proc)  # type: ignore[no-any-return]
+        self.registry.add(proc)
+        return proc
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, pool: PoolLike | None = None, **kwargs: Any

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import psutil
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -88,3 +90,27 @@ def _rss() -> int:
     except (OSError, ValueError, IndexError):
         # No procfs (macOS): the peak is the best the stdlib offers (bytes on macOS).
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class ChildUsage:
+    """CPU and RSS of child processes, keeping one psutil.Process per pid.
+
+    A fresh psutil.Process reports 0.0 CPU on its first call: the same object
+    must be asked between samples (psutil#2351).
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[int, psutil.Process] = {}
+
+    def sample(self, pids: list[int]) -> dict[int, tuple[float | None, int | None]]:
+        """pid -> (cpu percent since the last sample, rss bytes); gone processes are dropped."""
+        result: dict[int, tuple[float | None, int | None]] = {}
+        for pid in pids:
+            try:
+                process = self._known.get(pid) or self._known.setdefault(pid, psutil.Process(pid))
+                result[pid] = (process.cpu_percent(None), process.memory_info().rss)
+            except psutil.Error:
+                self._known.pop(pid, None)
+        for pid in set(self._known) - set(pids):
+            del self._known[pid]
+        return result

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from prompt_toolkit import print_formatted_text
 from prompt_toolkit.application import Application, create_app_session, get_app_session
 from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.input.typeahead import store_typeahead
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
@@ -41,7 +42,7 @@ import toolkit.inspect
 from playground import _views
 from playground._commands import find_progress
 from playground._eval import Engine, Outcome, compile_statement, format_syntax_error
-from playground._health import Heartbeat, ProcessUsage
+from playground._health import ChildUsage, Heartbeat, ProcessUsage
 from playground._namespace import COMMANDS, Namespace
 from playground._output import FdRelay, LineStream, Terminal
 from playground._session import STYLE, make_history, make_session
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from prompt_toolkit.input import Input
-    from prompt_toolkit.key_binding import KeyPressEvent
+    from prompt_toolkit.key_binding import KeyPress, KeyPressEvent
     from prompt_toolkit.output import Output
 
 BANNER = f"""\
@@ -90,6 +91,7 @@ class Repl:
         self.engine = Engine(self.loop, self.namespace.globals)
         self.heartbeat = Heartbeat(self.loop)
         self.usage = ProcessUsage()
+        self.children = ChildUsage()
         self.terminal = Terminal()
         self.status = 0
         self._history = history
@@ -255,9 +257,12 @@ class Repl:
             interrupts += 1
             self.engine.interrupt()
 
+        typeahead: list[KeyPress] = []
+
         @bindings.add("<any>")
-        def _ignore(event: KeyPressEvent) -> None:
-            """Keys typed while a statement runs are dropped, not run later by surprise."""
+        def _keep(event: KeyPressEvent) -> None:
+            # Typed ahead while the statement runs: handed to the next prompt, as a terminal would.
+            typeahead.extend(event.key_sequence)
 
         def status() -> _views.Fragments:
             hint = "Ctrl-C cancels" if not interrupts else "Ctrl-C again interrupts blocking code"
@@ -287,6 +292,8 @@ class Repl:
             outcome.add_done_callback(lambda _: app.exit() if not app.is_done else None)
 
         await app.run_async(pre_run=exit_when_done)
+        if typeahead:
+            store_typeahead(app.input, typeahead)
         return await outcome
 
     async def _top(self) -> None:
@@ -318,10 +325,16 @@ class Repl:
     # -- what the UI shows -------------------------------------------------------------------
 
     def _sample_rows(self) -> list[_views.Row]:
-        snap = toolkit.inspect.snapshot()
-        self._queued = sum(p.stats.queued for p in snap.pools)
-        self._rows = _views.rows(snap)
         self._snapshot_at = time.monotonic()
+        try:
+            snap = toolkit.inspect.snapshot()
+        except RuntimeError:
+            # Taken from the UI thread while the engine changes a pool (a deque
+            # mutated during iteration): keep the last rows, sample again soon.
+            return self._rows
+        self._queued = sum(p.stats.queued for p in snap.pools)
+        pids = [p.pid for p in snap.processes if p.pid is not None and p.state == "running"]
+        self._rows = _views.rows(snap, self.children.sample(pids))
         return self._rows
 
     def _loop_text(self) -> str:
