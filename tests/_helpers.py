@@ -224,3 +224,98 @@ def fork_child_uses_everything(q: Any, event: Any, lock: Any, value: Any, conn: 
     event.sync.set()
     q.sync.close()
     q.sync.join_thread()
+
+
+# --- pool workers ---------------------------------------------------------------------------------
+
+
+def os_exit(code: int) -> None:
+    os._exit(code)
+
+
+def kill_self(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(10)  # not reached: the signal ends us first
+
+
+def segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def sleep_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def mark_then_sleep(started: str, seconds: float) -> int:
+    """Say "I run" by creating started (holding our pid), then sleep (to cancel, kill, time out)."""
+    with open(started + ".tmp", "w", encoding="utf-8") as file:
+        file.write(str(os.getpid()))
+    os.rename(started + ".tmp", started)  # atomic: a reader never sees it empty
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def grandchild_then_sleep(pidfile: str, seconds: float) -> None:
+    """Start a `sleep` subprocess, write its pid, then sleep: a timeout must kill both."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "1000"])
+    with open(pidfile + ".tmp", "w", encoding="utf-8") as file:
+        file.write(str(child.pid))
+    os.rename(pidfile + ".tmp", pidfile)
+    time.sleep(seconds)
+
+
+_GLOBAL: list[Any] = []
+
+
+def set_global(value: Any) -> None:
+    _GLOBAL.append(value)
+
+
+def get_global(_: Any = None) -> Any:
+    return _GLOBAL[-1] if _GLOBAL else None
+
+
+def exit_in_initializer() -> None:
+    os._exit(1)
+
+
+def print_lines(count: int) -> int:
+    import sys
+
+    for i in range(count):
+        print(f"out {i}")  # noqa: T201 - the output capture under test
+        print(f"err {i}", file=sys.stderr)  # noqa: T201
+    return count
+
+
+def _refuse_to_load() -> None:
+    raise CustomError("this object refuses to be unpickled")
+
+
+class LoadsBadly:
+    """Pickles fine; unpickling it raises (in whichever process loads it)."""
+
+    def __reduce__(self) -> Any:
+        return (_refuse_to_load, ())
+
+
+def return_loads_badly() -> LoadsBadly:
+    return LoadsBadly()
+
+
+def size_of(data: bytes) -> int:
+    return len(data)
+
+
+def make_bytes(size: int) -> bytes:
+    return b"x" * size
+
+
+def touch(path: str) -> None:
+    with open(path, "w", encoding="utf-8"):
+        pass

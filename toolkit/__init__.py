@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from types import ModuleType
 
+from . import inspect as inspect  # toolkit.inspect.snapshot()
 from ._connection import Connection as Connection, Pipe as Pipe
 from ._context import default_start_method as default_start_method, get_context as get_context
 from ._errors import (

@@ -168,8 +168,8 @@ def dumps_failure(exc: BaseException) -> bytes:
 
 def run_call(payload: bytes) -> bytes:
     """Run a pickled call in this (worker) process; return its pickled outcome."""
-    fn, args, kwargs = pickle.loads(payload)
     try:
+        fn, args, kwargs = pickle.loads(payload)
         outcome: tuple[bool, Any, str] = (True, fn(*args, **kwargs), "")
     except BaseException as exc:  # noqa: BLE001 - every failure crosses back to the caller
         outcome = _failure(exc)
@@ -192,11 +192,13 @@ def run_chunk(payload: bytes) -> bytes:
     The outcome is (results, failure or None, seconds spent): results of the
     items before a failure are kept, so a map yields them before it raises.
     """
-    fn, chunk, star = pickle.loads(payload)
     results: list[Any] = []
     failure = None
     start = time.perf_counter()
     try:
+        # Unpickling runs the senders' code too (a __setstate__, an import): it
+        # fails the task, not the worker.
+        fn, chunk, star = pickle.loads(payload)
         _run_items(fn, chunk, star, results)
     except BaseException as exc:  # noqa: BLE001 - every failure crosses back to the caller
         failure = _failure(exc)

@@ -87,26 +87,27 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if stdout is not None and stderr is not None:
         _redirect(stdout, stderr)
-    _watch_parent(conn.fileno())
+    # A socket of our own over the same descriptor: recv with MSG_DONTWAIT below.
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    conn.close()
+    _watch_parent(sock.fileno())
     if initializer is not None:
         try:
             initializer(*initargs)
         except BaseException as exc:  # noqa: BLE001 - the parent reports it and breaks the pool
-            conn.send_bytes(HEADER.pack(INIT_FAILED, 0) + dumps_failure(exc))
+            sock.sendall(_frame(HEADER.pack(INIT_FAILED, 0) + dumps_failure(exc)))
             return
-    conn.send_bytes(HEADER.pack(READY, 0))
+    sock.sendall(_frame(HEADER.pack(READY, 0)))
     # EOF or a reset: the parent closed our socket, nothing left to answer to.
     with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
-        _serve(conn)
+        _serve(sock)
 
 
-def _serve(conn: Connection) -> None:
+def _serve(sock: socket.socket) -> None:
     # Read the socket in large pieces and split messages here: one recv brings
     # every task the parent sent ahead, where Connection.recv_bytes costs two
     # reads per message and poll() one more. MSG_DONTWAIT reads without
     # blocking and without touching the descriptor's flags.
-    sock = socket.socket(fileno=os.dup(conn.fileno()))
-    conn.close()
     pending: collections.deque[tuple[bytes, int, memoryview]] = collections.deque()
     buffer = b""
     recv, sendall = sock.recv, sock.sendall
