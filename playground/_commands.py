@@ -9,6 +9,8 @@ frame instead.
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import os
 import signal
 import time
@@ -57,6 +59,20 @@ class Registry:
         return [o for o in self.objects if _is_pool(o)]
 
 
+def _awaited(awaitable: Any) -> Any:
+    """What awaitable is waiting on, or None.
+
+    ``await obj`` where obj.__await__ returns a coroutine's ``__await__()``
+    (toolkit's MapResult does) leaves a "coroutine_wrapper" in the chain,
+    which does not expose its coroutine as an attribute: gc.get_referents
+    finds it.
+    """
+    inner = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    if inner is None and type(awaitable).__name__ == "coroutine_wrapper":
+        inner = next((r for r in gc.get_referents(awaitable) if inspect.iscoroutine(r)), None)
+    return inner
+
+
 def await_chain(task: asyncio.Task[Any]) -> list[str]:
     """What a task awaits, outermost first: 'fn (file:line)' per coroutine, then the leaf.
 
@@ -73,9 +89,9 @@ def await_chain(task: asyncio.Task[Any]) -> list[str]:
             chain.append(f"{name} ({where})")
         elif isinstance(awaitable, asyncio.Future):
             chain.append(repr(awaitable).strip("<>").split(" cb=")[0])
-        else:
+        elif type(awaitable).__name__ != "coroutine_wrapper":
             chain.append(name)
-        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+        awaitable = _awaited(awaitable)
     return chain
 
 
@@ -239,37 +255,48 @@ def _fields(stats: object) -> dict[str, object]:
     return {name: getattr(stats, name) for name in getattr(stats, "__slots__", ())}
 
 
+def _awaited_objects(task: asyncio.Task[Any]) -> list[object]:
+    """The awaitables in a task's chain and the locals of their frames."""
+    found: list[object] = []
+    awaitable: Any = task.get_coro()
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None)
+        if frame is not None:
+            found.extend(frame.f_locals.values())
+        found.append(awaitable)
+        awaitable = _awaited(awaitable)
+    return found
+
+
 def find_progress(
     task: asyncio.Task[Any] | None, namespace: dict[str, Any]
 ) -> list[_views.Progress]:
     """Maps in flight: those the running statement awaits, then those held in the namespace.
 
-    A map result shows progress when it has ``done`` and ``total`` (the pool
-    issue's MapResult); objects without them are skipped. Runs in the engine
-    thread, where the frames it reads are not running.
+    A map shows progress when it has ``done`` and ``total`` (toolkit's
+    MapResult); a ``map_async`` handle is followed through its ``future``
+    task to the MapResult that task collects. Runs in the engine thread,
+    where the frames it reads are not running.
     """
     candidates: list[tuple[str, object]] = []
     if task is not None:
-        awaitable: Any = task.get_coro()
-        while awaitable is not None:
-            frame = getattr(awaitable, "cr_frame", None)
-            if frame is not None:
-                candidates.extend(("map", v) for v in frame.f_locals.values())
-            candidates.append(("map", awaitable))
-            awaitable = getattr(awaitable, "cr_await", None) or getattr(
-                awaitable, "gi_yieldfrom", None
-            )
-    candidates.extend((k, v) for k, v in list(namespace.items()) if not k.startswith("_"))
+        candidates.extend(("map", obj) for obj in _awaited_objects(task))
+    for name, value in list(namespace.items()):
+        if name.startswith("_"):
+            continue
+        candidates.append((name, value))
+        handle_task = value if isinstance(value, asyncio.Task) else getattr(value, "future", None)
+        if isinstance(handle_task, asyncio.Task) and not handle_task.done():
+            candidates.extend((name, obj) for obj in _awaited_objects(handle_task))
     found: list[_views.Progress] = []
     seen: set[int] = set()
     for label, obj in candidates:
         done, total = getattr(obj, "done", None), getattr(obj, "total", None)
         if not isinstance(done, int) or isinstance(done, bool) or not hasattr(obj, "total"):
             continue
-        ready = getattr(obj, "ready", None)
-        if id(obj) in seen or (callable(ready) and ready()):
+        if id(obj) in seen or not (total is None or isinstance(total, int)):
             continue
-        if not (total is None or isinstance(total, int)) or (total is not None and done >= total):
+        if total is not None and done >= total:
             continue
         seen.add(id(obj))
         found.append(_views.Progress(label, done, total))

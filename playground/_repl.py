@@ -266,7 +266,11 @@ class Repl:
 
         def status() -> _views.Fragments:
             hint = "Ctrl-C cancels" if not interrupts else "Ctrl-C again interrupts blocking code"
-            return [("class:toolbar.running", f" {hint} ")]
+            fragments: _views.Fragments = [("class:toolbar.running", f" {hint} ")]
+            for item in self._progress[:1]:  # long maps: a bar on the statement's own line
+                bar = _views.progress_bar(item.done, item.total, 30)
+                fragments.append(("class:toolbar.progress", f" {item.label} {bar}"))
+            return fragments
 
         app: Application[None] = Application(
             layout=Layout(
