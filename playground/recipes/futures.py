@@ -22,7 +22,7 @@ async def main(pace: float = PACE) -> None:
         futures = [ex.submit(nap, pace * n / 3) for n in (3, 1, 2)]
         async for fut in ex.as_completed(futures):
             print("as_completed:", await fut)
-        futures = [ex.submit(nap, pace * n / 3) for n in (3, 1)]
+        futures = [ex.submit(nap, pace + 0.2), ex.submit(nap, 0)]  # one slow, one at once
         done, pending = await ex.wait(futures, return_when=toolkit.FIRST_COMPLETED)
         print(f"wait(FIRST_COMPLETED): {len(done)} done, {len(pending)} pending")
         await ex.wait(pending)
