@@ -129,6 +129,11 @@ class Engine:
         # Called in the engine thread after each statement (the UI flushes partial lines).
         self.after_statement: Callable[[], None] = lambda: None
 
+    @property
+    def interrupts(self) -> int:
+        """Ctrl-C presses (SIGINTs) since the running statement started."""
+        return self._interrupts
+
     async def run(self, compiled: Compiled) -> Outcome:
         """Run one compiled input in the current task; display nothing, return the outcome."""
         try:

@@ -73,12 +73,10 @@ class Namespace:
         return self.commands.background(main(), name=f"recipe:{name}")
 
     async def shutdown(self) -> None:
-        """Stop everything the session started: tasks, pools, processes, default executors."""
-        me = asyncio.current_task()
-        leftovers = [t for t in asyncio.all_tasks() if t is not me]
-        for task in leftovers:
-            task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
+        """Stop everything the session started: pools, processes, tasks, default executors.
+
+        Pools go first: their own tasks must still run for terminate() and join().
+        """
         # Pools and processes made with toolkit.Pool(...) directly count too.
         owned = [*self.registry.objects]
         owned += [v for v in list(self.globals.values()) if _is_pool(v) and v not in owned]
@@ -90,6 +88,11 @@ class Namespace:
                 elif isinstance(obj, toolkit.Process) and obj.pid is not None:
                     obj.kill()
                     await obj.join(5)
+        me = asyncio.current_task()
+        leftovers = [t for t in asyncio.all_tasks() if t is not me]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
         await toolkit.shutdown_default_executors()
         # Anything else a statement started with multiprocessing itself.
         for child in multiprocessing.active_children():

@@ -245,16 +245,17 @@ class Repl:
     async def _while_running(self, future: Any, text: str) -> Outcome:
         """Wait for the statement, showing the running view and taking Ctrl-C as a key."""
         outcome: asyncio.Future[Outcome] = asyncio.wrap_future(future)
-        done, _ = await asyncio.wait([outcome], timeout=0.1)  # quick statements: no flicker
+        # Quick statements show no view (no flicker), but the terminal goes raw
+        # at once: a Ctrl-C in cooked mode would SIGINT our whole process group,
+        # pool workers included.
+        with get_app_session().input.raw_mode():
+            done, _ = await asyncio.wait([outcome], timeout=0.1)
         if done:
             return outcome.result()
-        interrupts = 0
         bindings = KeyBindings()
 
         @bindings.add("c-c")
         def _interrupt(event: KeyPressEvent) -> None:
-            nonlocal interrupts
-            interrupts += 1
             self.engine.interrupt()
 
         typeahead: list[KeyPress] = []
@@ -265,7 +266,8 @@ class Repl:
             typeahead.extend(event.key_sequence)
 
         def status() -> _views.Fragments:
-            hint = "Ctrl-C cancels" if not interrupts else "Ctrl-C again interrupts blocking code"
+            again = self.engine.interrupts
+            hint = "Ctrl-C again interrupts blocking code" if again else "Ctrl-C cancels"
             fragments: _views.Fragments = [("class:toolbar.running", f" {hint} ")]
             for item in self._progress[:1]:  # long maps: a bar on the statement's own line
                 bar = _views.progress_bar(item.done, item.total, 30)
