@@ -155,6 +155,15 @@ class LineStream(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
+        """Send the caller's half line now (other writers' half lines wait for their rest)."""
+        tag = self._tag()
+        with self._lock:
+            rest = self._partial.pop(tag, "")
+        if rest:
+            self._emit(tag, [rest])
+
+    def flush_all(self) -> None:
+        """Send every writer's half line (a statement ended: its output is complete)."""
         with self._lock:
             partial = list(self._partial.items())
             self._partial.clear()

@@ -174,7 +174,7 @@ class Repl:
 
     def _flush_lines(self) -> None:
         for stream in self._lines:
-            stream.flush()
+            stream.flush_all()
 
     def _request_view(self, view: str) -> bool:
         self._views.append(view)
@@ -367,7 +367,8 @@ class Repl:
             rss=rss,
             progress=self._progress,
         )
-        return _views.toolbar(state)
+        columns = get_app_session().output.get_size().columns
+        return _views.toolbar(state, columns)
 
     def _arguments(self, command: str) -> Iterable[str]:
         """What completes inside command("...")."""

@@ -316,4 +316,16 @@ def toolbar(state: ToolbarState, width: int = 100) -> Fragments:
         fragments.append(
             ("class:toolbar.progress", f" {item.label} {progress_bar(item.done, item.total, 12)} ")
         )
-    return fragments
+    return _clip(fragments, width)
+
+
+def _clip(fragments: Fragments, width: int) -> Fragments:
+    """Cut the fragments to width characters: a toolbar that wraps pushes the prompt up."""
+    clipped: Fragments = []
+    room = width
+    for style, text, *_ in fragments:
+        if room <= 0:
+            break
+        clipped.append((style, text[:room]))
+        room -= len(text)
+    return clipped

@@ -22,6 +22,7 @@ from playground._repl import Repl
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from prompt_toolkit.input import PipeInput
 
@@ -94,7 +95,7 @@ class Session:
     def prompt_row(self) -> int:
         """The index of the last line starting with the prompt."""
         lines = self.screen.lines()
-        return max(i for i, line in enumerate(lines) if line.startswith(">>>"))
+        return max((i for i, line in enumerate(lines) if line.startswith(">>>")), default=0)
 
 
 def toolbar(lines: list[str]) -> str:
@@ -128,14 +129,19 @@ def _driving(drive: Callable[[Session], None], session: Session) -> Iterator[lis
 
 
 def play(
-    drive: Callable[[Session], None], *, uvloop: bool = False, columns: int = 100, lines: int = 30
+    drive: Callable[[Session], None],
+    *,
+    uvloop: bool = False,
+    history: Path | None = None,
+    columns: int = 100,
+    lines: int = 30,
 ) -> tuple[int, Session]:
     """Run a REPL in this (main) thread while drive() types into it; return (status, session)."""
     with create_pipe_input() as keys:
         screen = Screen(keys, columns, lines)
         output = Vt100_Output(screen, lambda: screen.size, term="xterm")  # type: ignore[arg-type]
         session = Session(keys, screen)
-        repl = Repl(uvloop=uvloop, input=keys, output=output)
+        repl = Repl(uvloop=uvloop, history=history, input=keys, output=output)
         with _driving(drive, session) as errors:
             status = repl.run()
         if errors:

@@ -145,3 +145,50 @@ def test_repl_exit_stops_every_worker_it_started() -> None:
     status, _ = play(drive)
     assert status == 0
     assert multiprocessing.active_children() == []
+
+
+def test_repl_top_sorts_filters_details_and_confirms_kills() -> None:
+    def drive(s: Session) -> None:
+        s.run("import threading; gate = threading.Event(); t = threadpool(2, name='tp')")
+        s.run("f = t.submit(gate.wait)")
+        s.wait_for(lambda lines: "1 busy" in toolbar(lines))
+        s.run("top()")
+        lines = s.wait_for(lambda lines: lines[0].startswith(" top "))
+        assert "sort: state" in lines[0]
+        s.type("/tp\r")  # filter: this pool's workers only (earlier tests' may linger)
+        s.wait_for(lambda lines: "#1 threading.Event" in lines[2] and "busy" in lines[2])
+        s.type("n")  # sort by name
+        s.wait_for(lambda lines: "sort: name" in lines[0] and lines[2].startswith("tp-1"))
+        s.type("/-2\r")  # narrow the filter to tp-2
+        s.wait_for(lambda lines: lines[2].startswith("tp-2") and lines[3] == "")
+        s.type("\r")  # details of the selected row
+        s.wait_for_text("exit reason: -")
+        s.type("k")
+        s.wait_for_text("kill tp-2 (pid")
+        s.type("y")
+        s.wait_for_text("tp-2 is a thread: cancel its task instead")
+        s.type("kn")  # asked again, answered no
+        s.wait_for_text("not killed")
+        s.type("q")
+        s.wait_for(lambda lines: lines[s.prompt_row()] == ">>>")
+        s.run("gate.set(); await f")
+        s.wait_for_text("True")
+        s.type("\x04")
+
+    assert play(drive)[0] == 0
+
+
+def test_repl_history_survives_the_session(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+
+    def first(s: Session) -> None:
+        s.run("remembered = 6 * 7")
+        s.type("\x04")
+
+    def second(s: Session) -> None:
+        s.type("\x1b[A")  # Up: the previous session's line
+        s.wait_for(lambda lines: lines[s.prompt_row()] == ">>> remembered = 6 * 7")
+        s.type("\x03\x04")
+
+    assert play(first, history=history)[0] == 0
+    assert play(second, history=history)[0] == 0
