@@ -43,7 +43,7 @@ from playground import _views
 from playground._commands import find_progress
 from playground._eval import Engine, Outcome, compile_statement, format_syntax_error
 from playground._health import ChildUsage, Heartbeat, ProcessUsage
-from playground._namespace import COMMANDS, Namespace
+from playground._namespace import Namespace
 from playground._output import FdRelay, LineStream, Terminal
 from playground._session import STYLE, make_history, make_session
 from playground._top import Top
@@ -56,10 +56,12 @@ if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyPress, KeyPressEvent
     from prompt_toolkit.output import Output
 
+_VERSIONS = f"toolkit {toolkit.__version__} playground, Python {sys.version.split()[0]}"
 BANNER = f"""\
-toolkit {toolkit.__version__} playground on Python {sys.version.split()[0]} ({{loop}})
-Top-level await works: await toolkit.to_thread(sum, [1, 2, 3])
-Commands: {", ".join(COMMANDS)}, recipe(NAME) (recipes.show() lists them)
+{_VERSIONS} on {{loop}}. Top-level await works.
+Start:   pool(n) threadpool(n) process(fn, *a) submit(fn, *a) background(coro)
+Watch:   ps() top() tasks() info(worker)   Recipes: recipes.show(), recipe(name)
+Control: cancel(task) terminate(worker) kill(worker) resize(pool, n)
 Ctrl-C cancels the running statement (twice: interrupts blocking code); Ctrl-D leaves."""
 
 

@@ -102,7 +102,10 @@ class Progress:
 def _task_text(worker: WorkerInfo) -> str:
     if worker.task is None:
         return ""
-    return f"#{worker.task.id} {worker.task.function}({worker.task.args})"
+    task = worker.task
+    if task.args.strip().startswith("over "):  # a map's chunk: "f over 8 inputs"
+        return f"#{task.id} {task.function} {task.args.strip()}"
+    return f"#{task.id} {task.function}({task.args})"
 
 
 def worker_row(worker: WorkerInfo, owner: str) -> Row:
@@ -185,16 +188,16 @@ def filter_rows(items: Iterable[Row], text: str) -> list[Row]:
 
 
 _COLUMNS = (  # title, width (0: takes what is left)
-    ("NAME", 18),
+    ("NAME", 14),
     ("KIND", 7),
-    ("PID/TID", 9),
+    ("PID/TID", 8),
     ("STATE", 8),
     ("TASK", 0),
-    ("SINCE", 7),
-    ("CPU%", 6),
+    ("SINCE", 6),
+    ("CPU%", 5),
     ("RSS", 7),
     ("DONE", 5),
-    ("FAIL", 5),
+    ("FAIL", 4),
 )
 
 

@@ -118,3 +118,10 @@ def test_cli_playground_uses_only_public_toolkit_names() -> None:
         if re.search(r"toolkit\._(?!_)|from toolkit(\.\w+)* import .*\b_\w", line)
     ]
     assert offenders == []
+
+
+def test_cli_banner_names_every_command() -> None:
+    from playground._namespace import COMMANDS
+    from playground._repl import BANNER
+
+    assert [c for c in COMMANDS if f"{c}(" not in BANNER] == []

@@ -64,6 +64,10 @@ def test_views_rows_cover_pool_workers_and_processes() -> None:
     rows = _views.rows(snap, {300: (5.0, 2048)})
     assert [r.name for r in rows] == ["pool-1", "pool-2", "Process-1"]
     assert rows[0].task == "#7 mod.slow((60,))"
+    chunk = _views.worker_row(
+        _worker("w", "busy", task=TaskInfo(8, "m.f", " over 4 inputs", NOW)), ""
+    )
+    assert chunk.task == "#8 m.f over 4 inputs"
     assert rows[2].state == "dead"
     assert rows[2].exit_reason == "killed by SIGTERM"
     lines = _views.table(rows, NOW, width=110)
