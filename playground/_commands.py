@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import toolkit
 import toolkit.inspect
 from playground import _views
+from playground._output import TaggedTarget
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -124,7 +125,8 @@ class Commands:
         self, target: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
     ) -> toolkit.Process:
         """Start target(*args, **kwargs) in a new toolkit.Process and return it."""
-        proc = toolkit.Process(target=target, args=args, kwargs=kwargs, name=name)
+        tagged = TaggedTarget(target)  # its prints arrive as "[<name> <pid>] line"
+        proc = toolkit.Process(target=tagged, args=args, kwargs=kwargs, name=name)
         proc.start()
         self.registry.add(proc)
         return proc

@@ -22,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import io
+import multiprocessing
 import os
+import re
 import selectors
+import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from prompt_toolkit.application import get_app_or_none, run_in_terminal
 
@@ -175,6 +178,10 @@ class LineStream(io.TextIOBase):
         self._terminal.write("".join(f"{self._style}{tag}{line}{end}\n" for line in lines))
 
 
+# "[<worker name> <pid>] ": how pool workers' lines arrive, and TaggedTarget's.
+_TAGGED = re.compile(rb"^\[[^\]\n]+ \d+\] ")
+
+
 class FdRelay:
     """Points fd 1 and 2 at pipes and relays their lines to the Terminal, tagged.
 
@@ -214,9 +221,11 @@ class FdRelay:
                         continue
                     *lines, partial[fd] = (partial[fd] + data).split(b"\n")
                     if lines:
-                        tag = self._pipes[fd]
-                        text = "".join(f"{tag}{line.decode(errors='replace')}\n" for line in lines)
-                        self._terminal.write(text)
+                        self._terminal.write("".join(map(self._tagged, lines, [fd] * len(lines))))
+
+    def _tagged(self, line: bytes, fd: int) -> str:
+        tag = "" if _TAGGED.match(line) else self._pipes[fd]  # already says whose it is
+        return f"{tag}{line.decode(errors='replace')}\n"
 
     def close(self) -> None:
         """Give fd 1 and 2 back to the terminal and stop relaying."""
@@ -226,3 +235,58 @@ class FdRelay:
         self._thread.join(5)
         for fd in (*self._saved, *self._pipes, self._stop_r, self._stop_w, self.terminal_fd):
             os.close(fd)
+
+
+class _Prefixed(io.TextIOBase):
+    """A child's stdout/stderr: each line prefixed, written to the descriptor underneath."""
+
+    def __init__(self, stream: TextIO, prefix: str) -> None:
+        super().__init__()
+        self._stream = stream
+        self._prefix = prefix
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, text: str) -> int:
+        complete, newline, self._partial = (self._partial + text).rpartition("\n")
+        if newline:
+            self._stream.write("".join(f"{self._prefix}{line}\n" for line in complete.split("\n")))
+            self._stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._stream.write(f"{self._prefix}{self._partial}\n")
+            self._partial = ""
+        self._stream.flush()
+
+
+class TaggedTarget:
+    """A Process target whose prints come out as "[<name> <pid>] line", like a pool worker's.
+
+    It keeps the target's module and name, so top() and ps() still show the
+    target. In the child, the real descriptors are used (under fork, the
+    copied sys.stdout would be the parent's LineStream, bound to a loop that
+    is not there).
+    """
+
+    def __init__(self, target: Callable[..., Any]) -> None:
+        self.target = target
+        self.__module__ = getattr(target, "__module__", None) or "?"
+        self.__qualname__ = getattr(target, "__qualname__", type(target).__name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        prefix = f"[{multiprocessing.current_process().name} {os.getpid()}] "
+        streams = (sys.__stdout__, sys.__stderr__)
+        if streams[0] is not None and streams[1] is not None:
+            sys.stdout, sys.stderr = _Prefixed(streams[0], prefix), _Prefixed(streams[1], prefix)
+        try:
+            return self.target(*args, **kwargs)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()

@@ -192,3 +192,14 @@ def test_repl_history_survives_the_session(tmp_path: Path) -> None:
 
     assert play(first, history=history)[0] == 0
     assert play(second, history=history)[0] == 0
+
+
+def test_repl_keys_typed_while_a_statement_runs_go_to_the_next_prompt() -> None:
+    def drive(s: Session) -> None:
+        s.run("await asyncio.sleep(0.5)")
+        s.wait_for_text("running await asyncio.sleep(0.5)")
+        s.run("6 * 7")  # typed ahead, as in a terminal
+        s.wait_for(lambda lines: lines[s.prompt_row() - 1] == "42")
+        s.type("\x04")
+
+    assert play(drive)[0] == 0

@@ -8,6 +8,7 @@ here instead of silently skipping the only test of the real terminal path
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -113,9 +114,11 @@ def test_tmux_pool_top_kill_and_clean_exit(tmux: Callable[[list[str]], Tmux], lo
     lines = t.wait_for(lambda lines: any(line.startswith("pids ") for line in lines))
     pids = [int(n) for n in next(ln for ln in lines if ln.startswith("pids ")).split()[1:]]
 
-    # A child's raw write to its stdout lands above the prompt, not in it.
-    t.line("c = process(print, 'hello from a child')")
-    t.wait_for_text("[fd 1] hello from a child")
+    # A child's prints, and its raw writes to fd 1, land above the prompt, tagged.
+    t.line("c = process(print, 'hello from a child', name='kid')")
+    t.wait_for(lambda lines: any(re.match(r"\[kid \d+\] hello from a child$", ln) for ln in lines))
+    t.line("c = process(os.system, 'echo raw line')")
+    t.wait_for_text("[fd 1] raw line")
 
     t.line("top()")
     t.wait_for(lambda lines: lines[0].startswith(" top ") and "slow(60)" in "\n".join(lines))
