@@ -160,12 +160,19 @@ class Engine:
         done: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
 
         async def statement() -> None:
+            # run() catches everything the user's code raises; a second Ctrl-C
+            # can still land in the lines around it. The UI waits on `done`:
+            # it must be resolved whatever happens here.
+            outcome = Outcome(interrupted=True)
             try:
                 outcome = await self.run(compiled)
             finally:
                 self.running = None
-                self.after_statement()
-            done.set_result(outcome)
+                try:
+                    self.after_statement()
+                finally:
+                    if not done.done():
+                        done.set_result(outcome)
 
         def start() -> None:
             self._interrupts = 0

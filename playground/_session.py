@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import codeop
+import inspect
 import keyword
 import re
 from typing import TYPE_CHECKING, Any
@@ -104,14 +105,18 @@ class PlaygroundCompleter(Completer):
                     yield Completion(name, -len(prefix))
 
     def _resolve(self, path: str) -> object | None:
+        """The object a dotted path names, found without running any of its code."""
         first, *rest = path.split(".")
         missing = object()
         obj = self._namespace.get(first, getattr(builtins, first, missing))
         for part in rest:
-            # Attributes of modules and classes only: a property of an instance would run code.
-            if obj is missing or not isinstance(obj, type | type(builtins)):
+            if obj is missing:
                 return None
-            obj = getattr(obj, part, missing)
+            # getattr_static never runs a property or __getattr__; a descriptor
+            # other than a function would need running to know its value: stop.
+            obj = inspect.getattr_static(obj, part, missing)
+            if hasattr(type(obj), "__get__") and not inspect.isroutine(obj):
+                return None
         return None if obj is missing else obj
 
 

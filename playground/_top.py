@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from prompt_toolkit.application import Application
+from prompt_toolkit.data_structures import Point
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.layout import ConditionalContainer, HSplit, Layout, Window
@@ -101,7 +102,13 @@ class Top:
             HSplit(
                 [
                     Window(FormattedTextControl(self._title), height=1),
-                    Window(FormattedTextControl(self._table), wrap_lines=False),
+                    # The cursor on the selected row: the window scrolls to keep it in view.
+                    Window(
+                        FormattedTextControl(
+                            self._table, get_cursor_position=lambda: Point(0, self.selected + 1)
+                        ),
+                        wrap_lines=False,
+                    ),
                     ConditionalContainer(
                         Window(FormattedTextControl(self._detail), height=11),
                         filter=Condition(lambda: self.detail),

@@ -34,7 +34,12 @@ def test_session_enter_runs_complete_input(text: str, complete: bool) -> None:
 
 
 def _complete(text: str, arguments: dict[str, list[str]] | None = None) -> list[str]:
-    namespace = {"asyncio": asyncio, "my_pool": object(), "kill": print}
+    namespace = {
+        "asyncio": asyncio,
+        "my_pool": object(),
+        "my_queue": asyncio.Queue(3),
+        "kill": print,
+    }
 
     def ids(command: str) -> Iterable[str]:
         return (arguments or {}).get(command, [])
@@ -49,6 +54,9 @@ def test_session_completes_names_attributes_and_worker_ids() -> None:
     assert "print" in _complete("pri")
     assert "sleep" in _complete("asyncio.sl")
     assert "_get_loop" not in _complete("asyncio.")  # private only when asked for
+    assert {"get_event_loop", "get_running_loop"} <= set(_complete("asyncio.get_"))
+    assert "join" in _complete("my_queue.jo")  # an instance: its class's attributes
+    assert "maxsize" in _complete("my_queue.max")  # and its own
     assert _complete('kill("Pool-1-', {"kill": ["Pool-1-1", "Pool-1-2", "Other-1"]}) == [
         "Pool-1-1",
         "Pool-1-2",
