@@ -153,7 +153,11 @@ class Engine:
             # the cancellation, so reporting it here swallows nothing.
             return Outcome(interrupted=True)
         except BaseException as exc:  # noqa: BLE001 - the user's error, shown like the interpreter
-            return Outcome(error=format_exception(exc))
+            error = format_exception(exc)
+            if isinstance(exc, RuntimeError) and "running event loop" in str(exc):
+                # asyncio.run(coro) at the prompt (cpython PR #13472, ipython#12000).
+                error += "hint: the playground's loop is already running: `await coro` instead\n"
+            return Outcome(error=error)
 
     def submit(self, compiled: Compiled) -> concurrent.futures.Future[Outcome]:
         """Start a statement from any thread; the future resolves when it ends."""

@@ -106,6 +106,7 @@ class Repl:
         self._rows: list[_views.Row] = []
         self._queued = 0
         self._ui_thread: threading.Thread | None = None
+        self._ui_done = threading.Event()
         self._lines = (
             LineStream(self.terminal, self._tag, 1),
             LineStream(self.terminal, self._tag, 2),
@@ -137,7 +138,9 @@ class Repl:
                     self.loop.run_forever()
                 except KeyboardInterrupt:
                     continue  # a second Ctrl-C that landed outside the statement
-                break
+                if self._ui_done.is_set():
+                    break
+                # A statement stopped the loop (loop.stop()): the session goes on.
             self._ui_thread.join()
         finally:
             self.heartbeat.stop()
@@ -191,6 +194,7 @@ class Repl:
             traceback.print_exc(file=sys.__stderr__)
             self.status = 1
         finally:
+            self._ui_done.set()
             self.loop.call_soon_threadsafe(self.loop.stop)
 
     async def _ui(self) -> None:

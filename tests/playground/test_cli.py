@@ -125,3 +125,11 @@ def test_cli_banner_names_every_command() -> None:
     from playground._repl import BANNER
 
     assert [c for c in COMMANDS if f"{c}(" not in BANNER] == []
+
+
+def test_cli_views_print_once_without_a_terminal() -> None:
+    result = _playground("-c", "t = threadpool(1, name='solo'); await t.apply(abs, (-1,)); top()")
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split()[:4] == ["NAME", "KIND", "PID/TID", "STATE"]
+    assert row.split()[:2] == ["solo-1", "thread"]

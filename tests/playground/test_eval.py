@@ -38,6 +38,11 @@ async def test_eval_errors_start_at_the_users_code() -> None:
     assert "_eval.py" not in outcome.error
     assert "return 1 / 0" in outcome.error  # the typed source, through linecache
     assert await _run(engine, "raise SystemExit(4)") == Outcome(exit_status=4)
+    engine.namespace["asyncio"] = asyncio
+    source = "c = asyncio.sleep(0)\ntry:\n    asyncio.run(c)\nfinally:\n    c.close()"
+    outcome = await _run(engine, source)
+    assert outcome.error is not None
+    assert "`await coro` instead" in outcome.error
     with pytest.raises(SyntaxError):
         compile_statement("def f(:")
 

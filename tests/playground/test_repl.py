@@ -41,6 +41,9 @@ def test_repl_top_level_await_result_and_toolbar(uvloop: bool) -> None:
 
 def test_repl_errors_leave_the_session_usable() -> None:
     def drive(s: Session) -> None:
+        s.run("asyncio.get_running_loop().stop()")  # the session's loop carries on
+        s.run("await asyncio.sleep(0, result='loop alive')")
+        s.wait_for_text("'loop alive'")
         s.run("1 / 0")
         s.wait_for_text("ZeroDivisionError: division by zero")
         lines = s.screen.lines()
