@@ -189,8 +189,16 @@ def test_repl_history_survives_the_session(tmp_path: Path) -> None:
         s.type("\x04")
 
     def second(s: Session) -> None:
-        s.type("\x1b[A")  # Up: the previous session's line
-        s.wait_for(lambda lines: lines[s.prompt_row()] == ">>> remembered = 6 * 7")
+        # Up: the previous session's line. History loads in a thread after the
+        # prompt shows, so press again until it is there (one entry: extra Ups
+        # stay on it).
+        def recalled(lines: list[str]) -> bool:
+            if lines[s.prompt_row()] == ">>> remembered = 6 * 7":
+                return True
+            s.type("\x1b[A")
+            return False
+
+        s.wait_for(recalled)
         s.type("\x03\x04")
 
     assert play(first, history=history)[0] == 0
