@@ -231,10 +231,10 @@ class Commands:
         return None
 
     def _find_row(self, target: Any) -> _views.Row:
-        items = _views.rows(toolkit.inspect.snapshot())
-        for row in items:
-            if target in (row.name, row.pid) and (row.state != "dead" or target == row.name):
-                return row
+        matches = [r for r in _views.rows(toolkit.inspect.snapshot()) if target in (r.name, r.pid)]
+        # A live one first: a name (or a recycled pid) may also belong to a dead worker.
+        if matches:
+            return min(matches, key=lambda r: r.state == "dead")
         raise LookupError(f"no worker or process {target!r}: see ps()")
 
     def _signal(self, target: Any, signum: signal.Signals) -> None:

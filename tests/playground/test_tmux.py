@@ -106,10 +106,13 @@ def test_tmux_pool_top_kill_and_clean_exit(tmux: Callable[[list[str]], Tmux], lo
 
     t.line("import os, time; p = pool(2)")
     t.line("def slow(x):")
-    t.line("time.sleep(x); return x")
+    t.line("print('working on', x); time.sleep(x); return x")
     t.line("")
     t.line("r = p.apply_async(slow, (60,))")
     t.wait_for(lambda lines: "1 busy" in lines[-1])
+    # A pool worker's output arrives tagged with the worker (capture_output).
+    worker_line = re.compile(r"\[Pool-\d+-\d+ \d+\] working on 60$")
+    t.wait_for(lambda lines: any(worker_line.match(line) for line in lines))
     t.line("print('pids', os.getpid(), *[w.pid for w in p.workers])")
     lines = t.wait_for(lambda lines: any(line.startswith("pids ") for line in lines))
     pids = [int(n) for n in next(ln for ln in lines if ln.startswith("pids ")).split()[1:]]
