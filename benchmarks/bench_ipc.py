@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 ITEMS = 200_000
 SLOW_ITEMS = 5_000  # for the per-call baselines
 ROUNDS = 3
-PINGS = 300
+BATCH = 25  # pings per turn: the two contenders alternate
+PINGS = 500
 
 
 # --- children (top level: spawn and forkserver import them) ----------------------------------
@@ -172,49 +173,59 @@ async def _pipe_rates() -> dict[str, float]:
 
 
 async def _event_latency() -> dict[str, tuple[float, float]]:
+    """Both contenders in turns of BATCH pings, so load drift hits them alike."""
     ctx = _context()
     loop = asyncio.get_running_loop()
-    results: dict[str, tuple[float, float]] = {}
-
     event = toolkit.Event(context=ctx)
-    go_ours, go_theirs = multiprocessing.Pipe()
-    times_ours, times_theirs = multiprocessing.Pipe()
-    samples = []
-    args = (event, go_theirs, times_theirs, PINGS)
-    async with toolkit.Process(target=_ping_event, args=args, context=ctx):
-        for _ in range(PINGS):
-            event.clear()
-            waiter = asyncio.ensure_future(_woken_at(event.wait()))
-            await asyncio.sleep(0.002)  # the waiter is parked
-            go_ours.send(None)
-            woke = await waiter
-            samples.append(woke - times_ours.recv())
-    results["toolkit Event.wait"] = _p50_p99(samples)
-
-    reader, writer = multiprocessing.Pipe(
-        duplex=False
-    )  # a raw os.pipe does not reach a spawned child
+    ev_go, ev_go_child = multiprocessing.Pipe()
+    ev_times, ev_times_child = multiprocessing.Pipe()
+    pipe_go, pipe_go_child = multiprocessing.Pipe()
+    pipe_times, pipe_times_child = multiprocessing.Pipe()
+    # A raw os.pipe does not reach a spawned child: a multiprocessing one does.
+    reader, writer = multiprocessing.Pipe(duplex=False)
     r = reader.fileno()
-    samples = []
-    child = ctx.Process(target=_ping_pipe, args=(writer, go_theirs, times_theirs, PINGS))  # type: ignore[attr-defined]
-    child.start()
-    for _ in range(PINGS):
+    ours: list[float] = []
+    raw: list[float] = []
+
+    async def ping_event() -> None:
+        event.clear()
+        waiter = asyncio.ensure_future(_woken_at(event.wait()))
+        await asyncio.sleep(0.002)  # the waiter is parked
+        ev_go.send(None)
+        woke = await waiter
+        ours.append(woke - ev_times.recv())
+
+    async def ping_pipe() -> None:
         readable: asyncio.Future[None] = loop.create_future()
         loop.add_reader(r, _resolve, readable)
         waiter = asyncio.ensure_future(_woken_at(readable))
         await asyncio.sleep(0.002)
-        go_ours.send(None)
+        pipe_go.send(None)
         woke = await waiter
         loop.remove_reader(r)
         os.read(r, 1)
-        samples.append(woke - times_ours.recv())
-    child.join()
-    reader.close()
-    writer.close()
-    results["raw pipe byte + add_reader"] = _p50_p99(samples)
-    for conn in (go_ours, go_theirs, times_ours, times_theirs):
+        raw.append(woke - pipe_times.recv())
+
+    pipe_child = ctx.Process(  # type: ignore[attr-defined]
+        target=_ping_pipe, args=(writer, pipe_go_child, pipe_times_child, PINGS)
+    )
+    pipe_child.start()
+    args = (event, ev_go_child, ev_times_child, PINGS)
+    async with toolkit.Process(target=_ping_event, args=args, context=ctx):
+        for _ in range(PINGS // BATCH):
+            for _ in range(BATCH):
+                await ping_event()
+            for _ in range(BATCH):
+                await ping_pipe()
+    pipe_child.join()
+    for conn in (reader, writer, ev_go, ev_go_child, ev_times, ev_times_child):
         conn.close()
-    return results
+    for conn in (pipe_go, pipe_go_child, pipe_times, pipe_times_child):
+        conn.close()
+    return {
+        "toolkit Event.wait": _p50_p99(ours),
+        "raw pipe byte + add_reader": _p50_p99(raw),
+    }
 
 
 async def _woken_at(wait: Awaitable[object]) -> float:

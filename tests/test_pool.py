@@ -494,6 +494,9 @@ async def test_pool_maxtasksperchild_recycles_workers_under_load() -> None:
         assert max(pids.count(p) for p in set(pids)) <= 3
         assert len(set(pids)) >= 8
         assert pool.stats().workers_started >= 8
+        # Tiny tasks go to a worker several at a time: never past its quota either.
+        tiny = await asyncio.gather(*(pool.apply(_helpers.pid) for _ in range(300)))
+        assert max(tiny.count(p) for p in set(tiny)) <= 3
 
 
 async def test_pool_close_finishes_submitted_work(pool1: toolkit.Pool) -> None:
@@ -629,7 +632,7 @@ import asyncio, sys, toolkit
 from tests import _helpers
 
 async def main():
-    async with toolkit.Pool(2) as pool:
+    async with toolkit.Pool(2, context=sys.argv[1]) as pool:
         tasks = [pool.apply(_helpers.sleep_then, (60,)) for _ in range(4)]
         gathered = asyncio.gather(*tasks)
         while pool.stats().busy < 2:
@@ -641,13 +644,23 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_pool_parent_signalled_leaves_no_workers(signum: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "signum"),
+    [
+        ("forkserver", signal.SIGINT),
+        ("forkserver", signal.SIGTERM),
+        ("forkserver", signal.SIGKILL),
+        ("spawn", signal.SIGKILL),
+        # fork: every worker inherits the parent's ends of the others' sockets
+        ("fork", signal.SIGKILL),
+    ],
+)
+def test_pool_parent_signalled_leaves_no_workers(method: str, signum: int) -> None:
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parent = subprocess.Popen(
-        [sys.executable, "-c", _PARENT],
+        [sys.executable, "-c", _PARENT, method],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -713,3 +726,141 @@ async def test_thread_pool_unpicklable_things_are_fine() -> None:
     async with toolkit.ThreadPool(1) as pool:
         lock = threading.Lock()
         assert await pool.apply(_helpers.identity, (lock,)) is lock
+
+
+async def test_pool_fork_context_runs_tasks() -> None:
+    async with toolkit.Pool(2, context="fork") as pool:
+        assert await pool.map(_helpers.square, range(20)) == [x * x for x in range(20)]
+        assert await pool.apply(lambda: 5) == 5
+
+
+def test_pool_left_open_when_the_loop_ends_leaves_no_workers() -> None:
+    pids: list[int] = []
+
+    async def main() -> None:
+        pool = toolkit.Pool(2)
+        pids.extend(
+            await asyncio.gather(*(pool.apply(_helpers.sleep_pid, (0.05,)) for _ in range(2)))
+        )
+
+    asyncio.run(main())
+    assert pids
+    assert all(_gone(pid) for pid in pids)
+
+
+async def test_thread_pool_maxtasksperchild_and_resize() -> None:
+    import threading
+
+    def name() -> str:  # thread idents are reused, names are not
+        return threading.current_thread().name
+
+    async with toolkit.ThreadPool(2, maxtasksperchild=2) as pool:
+        names = await asyncio.gather(*(pool.apply(name) for _ in range(12)))
+        assert max(names.count(n) for n in set(names)) <= 2
+        pool.resize(3)
+        await _wait_until(lambda: pool.stats().idle + pool.stats().busy == 3)
+        assert await pool.map(_helpers.square, range(5)) == [0, 1, 4, 9, 16]
+
+
+async def test_thread_pool_cancel_abandons_the_running_task() -> None:
+    async with toolkit.ThreadPool(1) as pool:
+        task = asyncio.ensure_future(pool.apply(_helpers.sleep_then, (0.3, "late")))
+        await _wait_until(lambda: pool.stats().busy == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        begin = time.monotonic()
+        assert await pool.apply(_helpers.square, (2,)) == 4
+        assert time.monotonic() - begin < 0.25  # a fresh thread took over at once
+
+
+async def test_pool_close_and_a_map_left_by_break() -> None:
+    # The loop's async-generator finalizer closes a map dropped mid-way, so
+    # leaving the pool does not wait for the rest of an endless input.
+    async with asyncio.timeout(20), toolkit.Pool(1) as pool:
+        async for value in pool.imap(_helpers.square, itertools.count(), chunksize=4):
+            if value >= 100:
+                break
+    async with toolkit.Pool(1) as pool:
+        results = pool.imap(_helpers.square, itertools.count(), chunksize=4)
+        async for value in results:
+            if value >= 100:
+                break
+        await results.aclose()  # kept: closed by hand
+    assert [x async for x in results] == []  # a closed map yields nothing more
+
+
+async def test_pool_map_started_before_close_goes_on() -> None:
+    pool = toolkit.Pool(2)
+    results = pool.imap(_helpers.square, range(200), chunksize=5)
+    first = await anext(results)
+    pool.close()
+    assert [first] + [x async for x in results] == [x * x for x in range(200)]
+    await pool.join()
+
+
+_INITIALIZER_SCRIPT = """
+import asyncio, sys, toolkit
+STATE = {}
+def init(value):
+    STATE["value"] = value
+def read(_):
+    return STATE["value"]
+async def main():
+    async with toolkit.Pool(2, initializer=init, initargs=(42,), context=sys.argv[1]) as pool:
+        print(await pool.map(read, range(4), chunksize=1))
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_pool_script_initializer_fills_globals_its_tasks_read(tmp_path: Path, method: str) -> None:
+    # The multiprocessing idiom: a script's own functions go by reference, so
+    # the initializer and the task share the worker's module globals.
+    import subprocess
+
+    script = tmp_path / "script.py"
+    script.write_text(_INITIALIZER_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), method], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[42, 42, 42, 42]", result.stderr
+
+
+async def test_pool_apply_is_a_future_and_a_coroutine(pool1: toolkit.Pool) -> None:
+    # gather takes it as a future (no Task per call); TaskGroup takes it as a coroutine.
+    applied = pool1.apply(_helpers.square, (3,))
+    assert isinstance(applied, asyncio.Future)
+    assert asyncio.iscoroutine(applied)
+    assert await applied == 9
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(pool1.apply(_helpers.square, (i,))) for i in range(5)]
+    assert [t.result() for t in tasks] == [0, 1, 4, 9, 16]
+
+
+async def test_pool_apply_in_a_cancelled_task_kills_the_worker(
+    tmp_path: Path, pool1: toolkit.Pool
+) -> None:
+    started = tmp_path / "started"
+    task = asyncio.create_task(pool1.apply(_helpers.mark_then_sleep, (str(started), 30)))
+    await _wait_file(started)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _wait_until(lambda: _gone(int(started.read_text())))
+
+
+async def test_pool_apply_bad_input_raises_at_the_call(pool1: toolkit.Pool) -> None:
+    import threading
+
+    with pytest.raises(toolkit.SerializationError):
+        pool1.apply(_helpers.identity, (threading.Lock(),))
+
+
+async def test_pool_submit_futures_work_with_asyncio_wait(pool: toolkit.Pool) -> None:
+    futures = [pool.submit(_helpers.square, i) for i in range(4)]
+    done, pending = await asyncio.wait(futures)
+    assert not pending
+    assert sorted(f.result() for f in done) == [0, 1, 4, 9]
+    assert sorted([await f for f in asyncio.as_completed(futures)]) == [0, 1, 4, 9]

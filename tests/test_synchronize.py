@@ -123,6 +123,42 @@ async def test_event_set_by_a_child(mp_context: BaseContext) -> None:
     assert not event.is_set()
 
 
+async def test_event_rapid_set_clear_rounds_never_miss_a_wake() -> None:
+    # The loop registration of a woken doorbell is dropped only after the
+    # waiters ran: a new round of waiters arriving meanwhile must keep it.
+    event = toolkit.Event()
+    loop = asyncio.get_running_loop()
+    for round_ in range(300):
+        waiters = [asyncio.ensure_future(event.wait()) for _ in range(round_ % 3 + 1)]
+        await asyncio.sleep(0)
+        if round_ % 2:
+            loop.call_soon(event.set)
+        else:
+            event.set()
+        assert await asyncio.wait_for(asyncio.gather(*waiters), 10) == [True] * len(waiters)
+        event.clear()
+    event.set()
+    assert await event.wait()
+
+
+async def test_event_waiters_around_a_set_and_clear() -> None:
+    # Woken by a set that a clear undid before they looked, waiters wait on
+    # (a wait without timeout returns only once it sees the event set), and
+    # a waiter that arrived meanwhile shares the registration.
+    event = toolkit.Event()
+    first = asyncio.ensure_future(event.wait())
+    await asyncio.sleep(0)
+    event.set()
+    await asyncio.sleep(0)
+    event.clear()
+    second = asyncio.ensure_future(event.wait())
+    await asyncio.sleep(0.01)
+    assert not first.done()
+    assert not second.done()
+    event.set()
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 10)) == [True, True]
+
+
 async def test_ten_thousand_event_waiters_share_one_thread() -> None:
     event = toolkit.Event()
     before = threading.active_count()

@@ -11,7 +11,7 @@ import multiprocessing
 import sys
 from multiprocessing.context import BaseContext
 
-__all__ = ["default_start_method", "get_context"]
+__all__ = ["default_start_method", "get_context", "preload_in_forkserver"]
 
 
 def default_start_method() -> str:
@@ -40,3 +40,24 @@ def get_context(context: BaseContext | str | None = None) -> BaseContext:
     raise TypeError(
         f"context must be a multiprocessing context, a start method name or None, not {context!r}"
     )
+
+
+def preload_in_forkserver(context: BaseContext, module: str) -> None:
+    """Have the forkserver import module before it forks anything, if it is not running yet.
+
+    Every child forked from it then starts with the module loaded: a pool's
+    replacement worker starts in milliseconds instead of importing the
+    toolkit again (about 0.1 s). The stdlib's own setter replaces the list,
+    so the current one (``__main__`` by default, or the user's) is kept.
+    """
+    if context.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    modules = getattr(server, "_preload_modules", None)
+    if server is None or not isinstance(modules, list):
+        return  # another implementation: do without
+    if getattr(server, "_forkserver_pid", None) is not None or module in modules:
+        return
+    context.set_forkserver_preload([*modules, module])

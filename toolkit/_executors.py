@@ -383,10 +383,13 @@ class AsyncExecutor:
     def __init__(
         self, executor: cf.Executor, *, timeout: float | None = None, serialize: bool | None = None
     ) -> None:
-        if not isinstance(executor, cf.Executor):
-            raise TypeError(
-                f"AsyncExecutor needs a concurrent.futures.Executor, not {type(executor).__name__}"
-            )
+        given: object = executor  # typed: callers without a type checker pass anything
+        if not isinstance(given, cf.Executor):
+            hint = ""
+            if hasattr(given, "imap_unordered") and hasattr(given, "submit"):
+                hint = " (a toolkit pool is awaitable already: use its submit, apply and imap)"
+            name = type(given).__name__
+            raise TypeError(f"AsyncExecutor needs a concurrent.futures.Executor, not {name}{hint}")
         self._executor = executor
         self._timeout = check_timeout(timeout, allow_zero=False)
         self._serialize = not _is_in_process(executor) if serialize is None else bool(serialize)
@@ -940,22 +943,22 @@ class MapResult(Generic[R]):
         *,
         star: bool = False,
     ) -> None:
-        self._executor = executor
-        self._star = star
-        self.done = 0
-        self.total: int | None = None
-        if len(iterables) == 1 and hasattr(iterables[0], "__len__"):
-            with contextlib.suppress(Exception):  # a broken __len__ just means "unknown"
-                self.total = len(iterables[0])  # type: ignore[arg-type]
-        self._fn = fn
-        self._iterables = iterables
-        self._ordered = ordered
-        self._window = window
-        self._chunksize = chunksize
-        self._timeout = timeout
-        self._called_at = perf_counter()  # the timeout runs from the call, as in the stdlib
-        # The iteration itself is an async generator: async for over it runs at C speed.
-        self._results = self._run()
+        # The generator holds the state, never this object: an abandoned map
+        # (a break, no aclose) is then freed at once, and the loop's
+        # async-generator finalizer closes it, instead of a reference cycle
+        # waiting for the cyclic GC while a pool's close() waits for the map.
+        self._state = _MapState(executor, fn, iterables, ordered, window, chunksize, timeout, star)
+        self._results = self._state.run()
+
+    @property
+    def done(self) -> int:
+        """How many results were yielded so far."""
+        return self._state.done
+
+    @property
+    def total(self) -> int | None:
+        """How many inputs there are, when the input is sized; else None."""
+        return self._state.total
 
     def __aiter__(self) -> AsyncIterator[R]:
         return self._results
@@ -979,12 +982,42 @@ class MapResult(Generic[R]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+
+class _MapState(Generic[R]):
+    """A map's parameters and progress, and the generator that runs it."""
+
+    def __init__(
+        self,
+        executor: _MapEngine,
+        fn: Callable[..., R],
+        iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...],
+        ordered: bool,
+        window: int | None,
+        chunksize: int | None,
+        timeout: float | None,
+        star: bool,
+    ) -> None:
+        self._executor = executor
+        self._star = star
+        self.done = 0
+        self.total: int | None = None
+        if len(iterables) == 1 and hasattr(iterables[0], "__len__"):
+            with contextlib.suppress(Exception):  # a broken __len__ just means "unknown"
+                self.total = len(iterables[0])  # type: ignore[arg-type]
+        self._fn = fn
+        self._iterables = iterables
+        self._ordered = ordered
+        self._window = window
+        self._chunksize = chunksize
+        self._timeout = timeout
+        self._called_at = perf_counter()  # the timeout runs from the call, as in the stdlib
+
     def _sizer(self, workers: int) -> ChunkSizer:
         if self._chunksize is not None or not self._executor._serialize:
             return ChunkSizer(self._chunksize or 1)
         return ChunkSizer(length=self.total, workers=workers)
 
-    async def _run(self) -> AsyncIterator[R]:
+    async def run(self) -> AsyncIterator[R]:
         executor = self._executor
         loop = asyncio.get_running_loop()
         deadline = None

@@ -61,8 +61,11 @@ class WorkerInfo:
         since: ``time.time()`` when it entered its state.
         tasks_done: tasks it finished (successfully or with the task's own exception).
         failures: tasks that raised.
-        exit_reason: why it ended ("exit code 1", "killed by SIGKILL", "timeout",
-            "maxtasksperchild", ...); None while it lives.
+        exit_reason: why it ended, None while it lives: "exit code 1" or "killed by
+            SIGKILL" (it died: a crash, a kill from outside); "stopped" (it left
+            when asked: close, maxtasksperchild, resize); "killed: task timed out
+            (killed by SIGKILL)", "killed: its task was cancelled (...)",
+            "terminated (...)" (the pool ended it); "abandoned: ..." for a thread.
         cpu_percent: CPU use since the previous snapshot, percent of one core (None: unknown).
         rss: resident memory in bytes (None for a thread, or unknown).
     """
@@ -97,7 +100,9 @@ class PoolStats:
         failed: tasks that raised (their own exception, a crash or a timeout).
         cancelled: tasks cancelled before they finished.
         timed_out: tasks stopped by their timeout.
-        worker_deaths: workers that ended unexpectedly (crash, kill, timeout, cancel).
+        worker_deaths: workers that ended unexpectedly (a crash, a kill from outside);
+            workers the pool itself killed for a timeout or a cancel count in
+            ``timed_out`` and ``cancelled`` instead.
         workers_started: workers ever started (replacements included).
         state: ``"running"``, ``"closed"`` (no new tasks; finishing), ``"terminated"``
             or ``"broken"`` (an initializer failed).

@@ -44,9 +44,10 @@ import signal
 import struct
 import time
 import weakref
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final
 
-from ._context import get_context
+from ._context import get_context, preload_in_forkserver
 from ._errors import (
     BrokenPoolError,
     PoolClosedError,
@@ -70,7 +71,7 @@ from ._validate import check_callable, check_positive_int, check_timeout
 from ._worker import CANCEL, CHUNK, HEADER, INIT_FAILED, READY, RESULT, SKIPPED, STOP, TASK
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Callable, Generator, Iterable, Mapping
+    from collections.abc import AsyncIterable, Callable, Iterable, Mapping
     from multiprocessing.context import BaseContext
     from types import TracebackType
     from typing import Self
@@ -179,6 +180,39 @@ class _PoolFuture(asyncio.Future[T]):
         if task is not None and on_cancel is not None:
             on_cancel(task)
         return True
+
+
+class _AppliedFuture(_PoolFuture[T], Coroutine[Any, Any, T]):
+    """What ``apply`` returns: the task's future, usable as a coroutine too.
+
+    A coroutine (the ``collections.abc`` kind), so that ``apply`` works
+    anywhere its ``async def`` form did (``TaskGroup.create_task``,
+    ``asyncio.create_task``); a future, so that ``gather`` takes it as it
+    is: no Task per call, which is most of the cost of 20,000 concurrent
+    applies (asyncio spends ~10 us per Task). ``submit`` returns a plain
+    future: ``asyncio.wait`` refuses coroutines.
+    """
+
+    _stepper: Generator[Any, None, T] | None = None
+
+    # -- the coroutine protocol, for a Task that drives it: it waits on itself ----------------
+
+    def _steps(self) -> Generator[Any, None, T]:
+        if self._stepper is None:
+            self._stepper = super().__await__()
+        return self._stepper
+
+    def send(self, value: None) -> Any:
+        return self._steps().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        return self._steps().throw(typ if val is None else val)
+
+    def close(self) -> None:
+        pass  # nothing to unwind: cancel() is what stops the task
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return super().__await__()
 
 
 @final
@@ -305,7 +339,7 @@ class _PoolBase:
         self._dispatch_handle: asyncio.Handle | None = None
         self._finished: asyncio.Event | None = None
         self._runners: set[asyncio.Task[None]] = set()
-        self._active_maps = 0
+        self._active_maps = 0  # maps being iterated (their input not exhausted)
         self._startup_deaths = 0  # workers in a row that died before READY
         self._terminating = False
         register(self)
@@ -352,10 +386,16 @@ class _PoolBase:
         return loop
 
     def _check_open(self, *, new: bool = False) -> None:
+        """Raise unless the pool takes tasks: new calls need it running; a map
+        already going on after close() may go on while workers remain."""
         if self._broken is not None:
             raise self._broken
         if self._state == "terminated" or (new and self._state == "closed"):
             raise PoolClosedError(f"{self!r} is {self._state}: it takes no new tasks")
+        if self._state == "closed" and not any(not w.retiring for w in self._workers):
+            raise PoolClosedError(
+                f"{self!r} was closed and its workers have left: this map cannot go on"
+            )
 
     def _spawn(self) -> None:
         loop = self._loop
@@ -386,6 +426,9 @@ class _PoolBase:
             self._spawn()
 
     def _has_work(self) -> bool:
+        # An open map counts even between chunks: close() lets it finish (as
+        # multiprocessing's does). A map dropped unfinished is closed by the
+        # loop's async-generator finalizer; one kept open keeps the pool too.
         return (
             any(not t.future.done() for t in self._queue)
             or any(w.outstanding for w in self._workers)
@@ -401,11 +444,12 @@ class _PoolBase:
         args: Any,
         payload: Any,
         timeout: float | None,
+        future_class: type[_PoolFuture[Any]] = _PoolFuture,
     ) -> _PoolFuture[Any]:
         loop = self._loop
         if loop is None or asyncio.get_running_loop() is not loop:
             loop = self._running_loop()
-        future: _PoolFuture[Any] = _PoolFuture(loop=loop)
+        future = future_class(loop=loop)
         task = _Task(next(self._task_ids), kind, fn, args, payload, future, timeout)
         future._pool_task = task
         future._on_cancel = self._on_cancelled
@@ -422,6 +466,7 @@ class _PoolBase:
         args: Iterable[Any],
         kwargs: Mapping[str, Any] | None,
         timeout: float | None,
+        future_class: type[_PoolFuture[Any]] = _PoolFuture,
     ) -> _PoolFuture[Any]:
         check_callable(fn)
         if type(args) is not tuple:
@@ -432,7 +477,7 @@ class _PoolBase:
             self._running_loop()
             self._check_open(new=True)
         payload = dumps_call(fn, args, kwargs) if self._serialize else (fn, args, kwargs)
-        return self._submit(TASK, fn, (args, kwargs), payload, timeout)
+        return self._submit(TASK, fn, (args, kwargs), payload, timeout, future_class)
 
     def _submit_chunk(
         self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[Any], star: bool
@@ -480,6 +525,8 @@ class _PoolBase:
             if task.future.done():
                 continue  # cancelled while queued
             self._assign(best, task, sends)
+            if best.retiring:  # maxtasksperchild reached: not one task more
+                candidates.remove(best)
         for worker, frames in sends.items():
             worker.send(b"".join(frames))
 
@@ -545,8 +592,12 @@ class _PoolBase:
             self._on_result(worker, ident, body, elapsed)
         elif kind == SKIPPED:
             task = worker.outstanding.pop(ident, None)
-            if task is not None and task.timer is not None:
-                task.timer.cancel()
+            if task is not None:
+                if task.timer is not None:
+                    task.timer.cancel()
+                if not task.future.done():  # withdrawn but still wanted: run it elsewhere
+                    task.worker, task.started_at, task.cancel_requested = None, None, False
+                    self._queue.appendleft(task)
             self._advance(worker)
             self._schedule_dispatch()
         elif kind == READY:
@@ -869,14 +920,18 @@ class _PoolBase:
 
     # -- the multiprocessing.Pool API ------------------------------------------------------------
 
-    async def apply(
+    def apply(
         self,
         fn: Callable[..., T],
         args: Iterable[Any] = (),
         kwds: Mapping[str, Any] | None = None,
         timeout: float | None = None,
-    ) -> T:
-        """Run fn(*args, **kwds) in a worker and return its result.
+    ) -> _AppliedFuture[T]:
+        """Run fn(*args, **kwds) in a worker: ``await pool.apply(...)`` returns its result.
+
+        The task is submitted at the call; what returns is an asyncio future
+        that is also a coroutine (for ``TaskGroup.create_task``). Bad input
+        raises here, at the call.
 
         Args:
             timeout: seconds the task may run (from when it starts); past it the
@@ -894,7 +949,7 @@ class _PoolBase:
             A queued task is withdrawn; a running one is stopped by killing its
             worker (replaced at once). A thread is abandoned, not stopped.
         """
-        return cast("T", await self._submit_call(fn, args, kwds, timeout))
+        return cast("_AppliedFuture[T]", self._submit_call(fn, args, kwds, timeout, _AppliedFuture))
 
     def apply_async(
         self,
@@ -1099,8 +1154,8 @@ class _PoolBase:
         )
 
     def _snapshot(self) -> PoolSnapshot | None:
-        if self._loop is None:
-            return None
+        if self._loop is None or (self._finished is not None and self._finished.is_set()):
+            return None  # not started, or every worker gone: nothing runs here any more
         return PoolSnapshot(self.stats(), self.workers)
 
 
@@ -1165,6 +1220,7 @@ class Pool(_PoolBase):
         capture_output: bool | Callable[[OutputLine], object] = False,
     ) -> None:
         self._context = get_context(context)
+        preload_in_forkserver(self._context, "toolkit._worker")
         if capture_output is True:
             self._capture: Callable[[OutputLine], object] | None = print_output
         elif capture_output is False or capture_output is None:
@@ -1199,7 +1255,16 @@ class Pool(_PoolBase):
         assert isinstance(worker, ProcessWorker)
         try:
             if self._context.get_start_method() == "fork":
-                worker.start()  # fork is quick, and must not happen off the loop thread
+                # The child gets copies of every descriptor we hold: it closes our
+                # ends of the other workers' sockets first thing.
+                worker.start(
+                    tuple(
+                        fd
+                        for other in self._workers
+                        if isinstance(other, ProcessWorker)
+                        for fd in other.parent_fds(child_ends=other is not worker)
+                    )
+                )  # fork is quick, and must not happen off the loop thread
             else:
                 # Starting blocks (the first forkserver start for ~100 ms): a thread
                 # keeps the loop free. One start at a time: the stdlib's start is
@@ -1234,7 +1299,15 @@ class Pool(_PoolBase):
         self._processes.append(worker.process)
         if worker.stopping_reason is not None:
             worker.kill()
-        await _wait_ended(worker.process)
+        try:
+            await _wait_ended(worker.process)
+        except asyncio.CancelledError:
+            # The loop is going away (asyncio.run cancels what is left) with the
+            # pool still open: its workers must not outlive it.
+            worker.kill()
+            worker.process.join(1)
+            worker.close()
+            raise
         worker.process.join(0)
         self._on_exit(worker)
         self._processes.remove(worker.process)

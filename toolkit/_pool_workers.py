@@ -66,6 +66,7 @@ EXITED = b"Z"  # a thread worker's last message (a process's end is its sentinel
 _LENGTH = struct.Struct("!i")
 _LONG_LENGTH = struct.Struct("!Q")
 _READ_SIZE = 256 * 1024
+_BURST = 512  # messages handled per loop callback
 
 
 def frame(payload: bytes) -> bytes:
@@ -151,6 +152,8 @@ class ProcessWorker(_WorkerBase):
         self._sock: socket.socket | None = parent
         self._fd = parent.fileno()
         self._rbuf = bytearray()
+        self._need = 0  # bytes the message at the head of _rbuf needs in all (0: unknown)
+        self._parsing = False  # a burst is being handled over several loop iterations
         self._wbuf = bytearray()
         child_conn = Connection(child.detach())
         self._child_ends: list[Connection] = [child_conn]
@@ -175,8 +178,22 @@ class ProcessWorker(_WorkerBase):
 
     # -- life -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the process (blocking: the caller picks the thread)."""
+    def parent_fds(self, child_ends: bool) -> list[int]:
+        """The descriptors a forked worker must not keep: our ends (and, for another
+        worker not started yet, its ends too)."""
+        fds = [] if self._sock is None else [self._fd]
+        fds += [reader.fd for reader in self._readers if reader.fd is not None]
+        if child_ends:
+            fds += [end.fileno() for end in self._child_ends if not end.closed]
+        return fds
+
+    def start(self, inherited: tuple[int, ...] = ()) -> None:
+        """Start the process (blocking: the caller picks the thread).
+
+        inherited: descriptors a forked child must close (see worker_main).
+        """
+        if inherited:
+            self.process._args += (inherited,)  # type: ignore[attr-defined]
         self.process.start()
 
     def started(self) -> None:
@@ -212,6 +229,11 @@ class ProcessWorker(_WorkerBase):
         """Read what the (ended) worker left in the socket, then close it."""
         while self._sock is not None and self._read_once():
             pass
+        # And every whole message still buffered, now (no burst limit).
+        while self._rbuf and len(self._rbuf) >= max(self._need, 4):
+            data = bytes(self._rbuf)
+            self._rbuf.clear()
+            self._parse(data, budget=-1)
         for reader in self._readers:
             reader.drain()
         self.close()
@@ -270,7 +292,7 @@ class ProcessWorker(_WorkerBase):
         self._read_once()
 
     def _read_once(self) -> bool:
-        """Read what is there and handle every whole message; False at EOF or nothing."""
+        """Read what is there and handle whole messages; False at EOF or nothing."""
         sock = self._sock
         if sock is None:
             return False
@@ -285,12 +307,20 @@ class ProcessWorker(_WorkerBase):
             return False
         if self._rbuf:
             self._rbuf += data
+            if len(self._rbuf) < self._need:
+                return True  # a large message still arriving: no copy until it is whole
             data = bytes(self._rbuf)
             self._rbuf.clear()
+        self._parse(data)
+        return True
+
+    def _parse(self, data: bytes, budget: int = _BURST) -> None:
+        """Handle the whole messages in data (at most budget; -1: all); keep the rest."""
         view = memoryview(data)
         pos, size = 0, len(data)
         on_message = self.on_message
         on_result = self.on_result
+        self._need = 0
         while size - pos >= 4:
             (length,) = _LENGTH.unpack_from(data, pos)
             start = pos + 4
@@ -301,7 +331,16 @@ class ProcessWorker(_WorkerBase):
                 start += 8
             end = start + length
             if end > size:
+                self._need = end - pos
                 break
+            if budget == 0:
+                # Thousands of results in one read: resolve them over several
+                # loop iterations, so that other callbacks (and timers) run between.
+                if not self._parsing:
+                    self._parsing = True
+                    self._loop.call_soon(self._resume)
+                break
+            budget -= 1
             kind, ident = HEADER.unpack_from(data, start)
             if kind == RESULT:
                 (elapsed,) = _ELAPSED.unpack_from(data, start + _HEADER_SIZE)
@@ -312,7 +351,13 @@ class ProcessWorker(_WorkerBase):
             pos = end
         if pos < size:
             self._rbuf += view[pos:]
-        return True
+
+    def _resume(self) -> None:
+        self._parsing = False
+        if self._rbuf and len(self._rbuf) >= max(self._need, 4):
+            data = bytes(self._rbuf)
+            self._rbuf.clear()
+            self._parse(data)
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -354,6 +399,7 @@ class _LineReader:
         self._loop = loop
         self._conn: Connection | None = conn
         self._fd = conn.fileno()
+        self.fd: int | None = self._fd
         os.set_blocking(self._fd, False)  # our private read end
         self._stream = stream
         self._emit = emit
@@ -390,6 +436,7 @@ class _LineReader:
         unwatch_readable(self._loop, self._fd)
         self._conn.close()
         self._conn = None
+        self.fd = None
 
 
 class ThreadWorker(_WorkerBase):

@@ -29,12 +29,18 @@ The executor then pickles only a ``bytes`` object, which costs a copy.
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ._errors import RemoteTraceback, SerializationError, qualified_type_name
+if TYPE_CHECKING:
+    from ._errors import SerializationError
+
+# The errors are imported where a failure is built, not here: a worker process
+# imports this module and should not pay for asyncio (which _errors needs).
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -60,13 +66,29 @@ def _cloudpickle() -> Any:
 
 
 def _by_value(fn: object) -> bool:
-    """Tell whether fn must travel by value: defined in ``__main__``.
+    """Tell whether fn must travel by value: defined in ``__main__`` where a child cannot find it.
 
-    By reference, ``__main__.f`` only unpickles in a child that re-imported the
-    same main module; under spawn and forkserver a REPL, ``python -c`` or a
-    prompt session has none. cloudpickle sends such functions by value.
+    A script's own top-level functions go by reference, as with plain
+    multiprocessing: the child re-imports the script (as ``__mp_main__``,
+    under spawn and forkserver), so they are the same functions there and
+    share the same module globals (an initializer can fill a global a task
+    reads). Everything else of ``__main__`` goes by value (cloudpickle): a
+    REPL's, ``python -c``'s or a playground prompt's functions, lambdas,
+    nested functions, and functions merely attached to ``__main__``.
     """
-    return getattr(fn, "__module__", None) == "__main__"
+    if getattr(fn, "__module__", None) != "__main__":
+        return False
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    code = getattr(fn, "__code__", None)
+    if main_file is None or code is None:
+        return True
+    found: object = main
+    for part in getattr(fn, "__qualname__", "<unknown>").split("."):
+        found = getattr(found, part, None)
+    if found is not fn:
+        return True
+    return bool(os.path.abspath(code.co_filename) != os.path.abspath(main_file))
 
 
 def _dumps(obj: object, by_value: bool) -> bytes:
@@ -80,6 +102,8 @@ def _dumps(obj: object, by_value: bool) -> bytes:
 
 
 def _first_unpicklable(parts: Iterable[tuple[str, object]]) -> SerializationError | None:
+    from ._errors import SerializationError, qualified_type_name
+
     for label, obj in parts:
         try:
             _dumps(obj, _by_value(obj))
@@ -103,6 +127,8 @@ def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[st
         parts: list[tuple[str, object]] = [("the function", fn)]
         parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
         parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
+        from ._errors import SerializationError, qualified_type_name
+
         error = _first_unpicklable(parts) or SerializationError(
             "the call", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"
         )
@@ -132,6 +158,8 @@ def dumps_chunk(fn: Callable[..., Any], chunk: list[Any], star: bool) -> bytes:
             ]
         else:
             parts += [(f"item {i}", item) for i, item in enumerate(chunk)]
+        from ._errors import SerializationError, qualified_type_name
+
         error = _first_unpicklable(parts) or SerializationError(
             "a map input", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"
         )
@@ -148,6 +176,8 @@ def _failure(exc: BaseException) -> tuple[bool, BaseException, str]:
 
 
 def _unpicklable(what: str, value: object, exc: Exception) -> SerializationError:
+    from ._errors import SerializationError, qualified_type_name
+
     return SerializationError(what, qualified_type_name(value), f"{type(exc).__name__}: {exc}")
 
 
@@ -222,6 +252,8 @@ def run_chunk(payload: bytes) -> bytes:
 
 def _raise_remote(exc: BaseException, tb: str) -> None:
     if tb:
+        from ._errors import RemoteTraceback
+
         exc.__cause__ = RemoteTraceback(tb)
     raise exc
 
@@ -252,6 +284,8 @@ def load_chunk_outcome(data: bytes) -> ChunkOutcome:
     if failure is not None:
         _, error, tb = failure
         if tb:
+            from ._errors import RemoteTraceback
+
             error.__cause__ = RemoteTraceback(tb)
     return ChunkOutcome(results, error, elapsed)
 

@@ -30,7 +30,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._bridge import bridge_for, helper_threads, wait_blocking, wait_readable
+from ._bridge import bridge_for, helper_threads, wait_blocking, wait_readable, watcher_for
 from ._context import get_context
 from ._validate import check_timeout
 from ._wire import read_nowait_into
@@ -372,14 +372,19 @@ class Event:
         if event.peek():
             return True
         doorbell = event.doorbell()
-        if timeout is None:  # the common case, without a timeout's bookkeeping
+        if timeout is None:  # the common case, flat: a wake-up is a few frames shorter
+            watcher = watcher_for(asyncio.get_running_loop())
             while not event.peek():
-                await wait_readable(doorbell, broadcast=True)
+                future = watcher.waiter(doorbell, broadcast=True, direct=True)
+                try:
+                    await future
+                finally:
+                    watcher.release(doorbell)
             return True
         try:
             async with asyncio.timeout(timeout):
                 while not event.peek():
-                    await wait_readable(doorbell, broadcast=True)
+                    await wait_readable(doorbell, broadcast=True, direct=True)
         except TimeoutError:
             return event.peek()
         return True

@@ -82,8 +82,17 @@ def worker_main(
     initargs: tuple[Any, ...],
     stdout: Connection | None,
     stderr: Connection | None,
+    inherited: tuple[int, ...] = (),
 ) -> None:
-    """Serve tasks from conn until told to stop or the parent goes away."""
+    """Serve tasks from conn until told to stop or the parent goes away.
+
+    inherited: under fork, the parent's ends of its other workers' sockets and
+    pipes, which this process got copies of: closed, or the parent's death
+    would never show as a hang-up on those sockets.
+    """
+    for fd in inherited:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if stdout is not None and stderr is not None:
         _redirect(stdout, stderr)
@@ -91,15 +100,15 @@ def worker_main(
     sock = socket.socket(fileno=os.dup(conn.fileno()))
     conn.close()
     _watch_parent(sock.fileno())
-    if initializer is not None:
-        try:
-            initializer(*initargs)
-        except BaseException as exc:  # noqa: BLE001 - the parent reports it and breaks the pool
-            sock.sendall(_frame(HEADER.pack(INIT_FAILED, 0) + dumps_failure(exc)))
-            return
-    sock.sendall(_frame(HEADER.pack(READY, 0)))
     # EOF or a reset: the parent closed our socket, nothing left to answer to.
-    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
+    with sock, contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
+        if initializer is not None:
+            try:
+                initializer(*initargs)
+            except BaseException as exc:  # noqa: BLE001 - the parent reports it, breaks the pool
+                sock.sendall(_frame(HEADER.pack(INIT_FAILED, 0) + dumps_failure(exc)))
+                return
+        sock.sendall(_frame(HEADER.pack(READY, 0)))
         _serve(sock)
 
 
@@ -109,20 +118,20 @@ def _serve(sock: socket.socket) -> None:
     # reads per message and poll() one more. MSG_DONTWAIT reads without
     # blocking and without touching the descriptor's flags.
     pending: collections.deque[tuple[bytes, int, memoryview]] = collections.deque()
-    buffer = b""
+    buffer: bytes | bytearray = b""
     recv, sendall = sock.recv, sock.sendall
     header_size = HEADER.size
     flush = _flush_output
-    try:
-        while True:
-            try:
-                data = recv(_READ_SIZE, socket.MSG_DONTWAIT) if pending else recv(_READ_SIZE)
-            except BlockingIOError:
-                data = None
-            if data is not None:
-                if not data:
-                    return  # EOF: the parent is gone
-                buffer = buffer + data if buffer else data
+    while True:
+        try:
+            data = recv(_READ_SIZE, socket.MSG_DONTWAIT) if pending else recv(_READ_SIZE)
+        except BlockingIOError:
+            data = None
+        if data is not None:
+            if not data:
+                return  # EOF: the parent is gone
+            buffer = buffer + data if buffer else data
+            while True:
                 view = memoryview(buffer)
                 pos, size = 0, len(buffer)
                 while size - pos >= 4:
@@ -149,17 +158,43 @@ def _serve(sock: socket.socket) -> None:
                         return
                     pos = end
                 buffer = buffer[pos:] if pos < size else b""
-                continue
-            kind, ident, body = pending.popleft()
-            started = perf_counter()
-            outcome = run_call(body) if kind == TASK else run_chunk(body)  # type: ignore[arg-type]
-            elapsed = perf_counter() - started
-            del body
-            if flush is not None:
-                flush()  # a task's prints reach the parent before its result
-            sendall(_frame(RESULT_HEADER.pack(RESULT, ident, elapsed) + outcome))
-    finally:
-        sock.close()
+                grown = _read_large(sock, buffer) if len(buffer) >= 4 else buffer
+                if grown is buffer:
+                    break
+                buffer = grown  # a whole large message now: split it
+            continue
+        kind, ident, body = pending.popleft()
+        started = perf_counter()
+        outcome = run_call(body) if kind == TASK else run_chunk(body)  # type: ignore[arg-type]
+        elapsed = perf_counter() - started
+        del body
+        if flush is not None:
+            flush()  # a task's prints reach the parent before its result
+        sendall(_frame(RESULT_HEADER.pack(RESULT, ident, elapsed) + outcome))
+
+
+def _read_large(sock: socket.socket, buffer: bytes | bytearray) -> bytes | bytearray:
+    """Complete a message much larger than one read in place (not by concatenation)."""
+    (length,) = _LENGTH.unpack_from(buffer)
+    header = 4
+    if length == -1:
+        if len(buffer) < 12:
+            return buffer
+        (length,) = _LONG_LENGTH.unpack_from(buffer, 4)
+        header = 12
+    total = header + length
+    if total <= 4 * _READ_SIZE:
+        return buffer  # small: the next reads and one concatenation will do
+    whole = bytearray(total)
+    whole[: len(buffer)] = buffer
+    view = memoryview(whole)
+    filled = len(buffer)
+    while filled < total:
+        got = sock.recv_into(view[filled:])
+        if not got:
+            raise EOFError
+        filled += got
+    return whole  # the parser then splits it as any other
 
 
 _READ_SIZE = 1 << 18
