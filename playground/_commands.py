@@ -14,7 +14,7 @@ import inspect
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import toolkit
 import toolkit.inspect
@@ -24,25 +24,13 @@ from playground._output import TaggedTarget
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from toolkit.inspect import PoolStats, WorkerInfo
+
+AnyPool = toolkit.Pool | toolkit.ThreadPool
 
 
-class PoolLike(Protocol):
-    """What the commands use of ``toolkit.Pool`` and ``toolkit.ThreadPool``."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def workers(self) -> tuple[WorkerInfo, ...]: ...
-    def stats(self) -> PoolStats: ...
-    def resize(self, n: int) -> Any: ...
-    def terminate(self) -> Any: ...
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
-    async def join(self) -> None: ...
-
-
-def _is_pool(obj: object) -> bool:
-    return all(hasattr(obj, a) for a in ("workers", "stats", "resize", "terminate", "submit"))
+def is_pool(obj: object) -> TypeGuard[AnyPool]:
+    """A toolkit pool (isinstance: no attribute of a user's object is touched)."""
+    return isinstance(obj, toolkit.Pool | toolkit.ThreadPool)
 
 
 class Registry:
@@ -56,8 +44,8 @@ class Registry:
         self.objects.append(obj)
         return obj
 
-    def pools(self) -> list[PoolLike]:
-        return [o for o in self.objects if _is_pool(o)]
+    def pools(self) -> list[AnyPool]:
+        return [o for o in self.objects if is_pool(o)]
 
 
 def _awaited(awaitable: Any) -> Any:
@@ -132,7 +120,7 @@ class Commands:
         return proc
 
     def submit(
-        self, fn: Callable[..., Any], /, *args: Any, pool: PoolLike | None = None, **kwargs: Any
+        self, fn: Callable[..., Any], /, *args: Any, pool: AnyPool | None = None, **kwargs: Any
     ) -> Any:
         """Submit fn(*args, **kwargs) to pool (default: the newest pool); return its future."""
         if pool is None:
@@ -178,9 +166,8 @@ class Commands:
 
     def info(self, target: Any) -> None:
         """Print everything known about a worker (name or pid) or a pool."""
-        if _is_pool(target) or (isinstance(target, str) and self._find_pool(target) is not None):
-            pool = target if _is_pool(target) else self._find_pool(target)
-            assert pool is not None
+        pool = target if is_pool(target) else self._find_pool(str(target))
+        if pool is not None:
             for field, value in _fields(pool.stats()).items():
                 print(f"{field + ':':<16} {value}")
             return
@@ -217,14 +204,14 @@ class Commands:
 
     def resize(self, pool: Any, n: int) -> None:
         """Grow or shrink a pool (object or name) to n workers."""
-        found = pool if _is_pool(pool) else self._find_pool(str(pool))
+        found = pool if is_pool(pool) else self._find_pool(str(pool))
         if found is None:
             raise LookupError(f"no pool {pool!r}: see ps()")
         found.resize(n)
 
     # -- lookups ---------------------------------------------------------------------------
 
-    def _find_pool(self, name: str) -> PoolLike | None:
+    def _find_pool(self, name: str) -> AnyPool | None:
         for pool in self.registry.pools():
             if pool.name == name:
                 return pool
@@ -238,7 +225,7 @@ class Commands:
         raise LookupError(f"no worker or process {target!r}: see ps()")
 
     def _signal(self, target: Any, signum: signal.Signals) -> None:
-        if _is_pool(target):
+        if is_pool(target):
             target.terminate()
             return
         if isinstance(target, toolkit.Process):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import toolkit
 import toolkit.inspect
 from playground import recipes
-from playground._commands import Commands, Registry, _is_pool
+from playground._commands import Commands, Registry, is_pool
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,10 +79,10 @@ class Namespace:
         """
         # Pools and processes made with toolkit.Pool(...) directly count too.
         owned = [*self.registry.objects]
-        owned += [v for v in list(self.globals.values()) if _is_pool(v) and v not in owned]
+        owned += [v for v in list(self.globals.values()) if is_pool(v) and v not in owned]
         for obj in reversed(owned):
             with contextlib.suppress(Exception):
-                if _is_pool(obj):
+                if is_pool(obj):
                     obj.terminate()
                     await asyncio.wait_for(obj.join(), 10)
                 elif isinstance(obj, toolkit.Process) and obj.pid is not None:
