@@ -19,6 +19,7 @@ only, and never reaches the worker processes in our process group.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -28,7 +29,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from prompt_toolkit import print_formatted_text
+from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.application import Application, create_app_session, get_app_session
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input.typeahead import store_typeahead
@@ -49,7 +50,7 @@ from playground._session import STYLE, make_history, make_session
 from playground._top import Top
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from prompt_toolkit.input import Input
@@ -107,6 +108,11 @@ class Repl:
         self._queued = 0
         self._ui_thread: threading.Thread | None = None
         self._ui_done = threading.Event()
+        self._ui_loop: asyncio.AbstractEventLoop | None = None
+        # input() calls waiting for the UI, and how to stop the running view for them.
+        self._input_requests: list[tuple[str, concurrent.futures.Future[str]]] = []
+        self._stop_view: Callable[[], None] = lambda: None
+        self.namespace.globals["input"] = self._ask_input
         self._lines = (
             LineStream(self.terminal, self._tag, 1),
             LineStream(self.terminal, self._tag, 2),
@@ -199,6 +205,7 @@ class Repl:
 
     async def _ui(self) -> None:
         with create_app_session(input=self._input, output=self._output):
+            self._ui_loop = asyncio.get_running_loop()
             self.terminal.attach(get_app_session().output)
             saved = sys.stdout, sys.stderr
             sys.stdout, sys.stderr = self._lines
@@ -300,13 +307,51 @@ class Repl:
             terminal_size_polling_interval=0.5,
         )
 
-        def exit_when_done() -> None:
-            outcome.add_done_callback(lambda _: app.exit() if not app.is_done else None)
+        def stop_view() -> None:
+            with contextlib.suppress(Exception):  # not running (any more): nothing to stop
+                app.exit()
 
-        await app.run_async(pre_run=exit_when_done)
-        if typeahead:
-            store_typeahead(app.input, typeahead)
+        def registered() -> None:
+            self._stop_view = stop_view
+            if self._input_requests:  # asked for while the view was starting
+                stop_view()
+
+        outcome.add_done_callback(lambda _: self._stop_view())
+        while True:
+            await self._answer_input_requests()
+            if outcome.done():
+                break
+            await app.run_async(pre_run=registered)
+            self._stop_view = lambda: None
+            if typeahead:
+                store_typeahead(app.input, typeahead)
+                typeahead.clear()
         return await outcome
+
+    def _ask_input(self, prompt: object = "") -> str:
+        """input() for statements: asks in the UI thread, which owns the terminal.
+
+        The builtin would read stdin under the running view, which reads it
+        too. Like the builtin, it blocks the statement (and the loop) until
+        a line is entered; Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError.
+        """
+        self._flush_lines()  # what the statement printed first, e.g. a question
+        reply: concurrent.futures.Future[str] = concurrent.futures.Future()
+        self._input_requests.append((str(prompt), reply))
+        loop = self._ui_loop
+        if loop is None:
+            raise RuntimeError("input() needs the playground's terminal")
+        loop.call_soon_threadsafe(lambda: self._stop_view())
+        return reply.result()
+
+    async def _answer_input_requests(self) -> None:
+        while self._input_requests:
+            prompt, reply = self._input_requests.pop(0)
+            self.terminal.flush_now()
+            try:
+                reply.set_result(await PromptSession[str]().prompt_async(prompt))
+            except (KeyboardInterrupt, EOFError) as exc:
+                reply.set_exception(type(exc)())
 
     async def _top(self) -> None:
         def kill(row: _views.Row) -> str:

@@ -214,3 +214,19 @@ def test_repl_keys_typed_while_a_statement_runs_go_to_the_next_prompt() -> None:
         s.type("\x04")
 
     assert play(drive)[0] == 0
+
+
+def test_repl_input_asks_in_the_terminal() -> None:
+    def drive(s: Session) -> None:
+        s.run("print('hello', end=' '); name = input('who? ')")
+        s.wait_for(lambda lines: "hello" in lines and "who?" in lines)
+        s.type("Ada\r")
+        s.run("name")
+        s.wait_for_text("'Ada'")
+        s.run("await asyncio.sleep(0.3); input('again? ')")  # asked while the view is up
+        s.wait_for_text("again?")
+        s.type("\x03")  # Ctrl-C at the question interrupts the statement
+        s.wait_for_text("KeyboardInterrupt")
+        s.type("\x04")
+
+    assert play(drive)[0] == 0
