@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import psutil
@@ -28,14 +27,14 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 
 class Tmux:
-    """One tmux server of our own (-L), one window running the playground."""
+    """One tmux server of our own (-S: its socket in the test's tmp_path), one window."""
 
-    def __init__(self, socket: str) -> None:
+    def __init__(self, socket: Path) -> None:
         self.socket = socket
 
     def __call__(self, *args: str) -> str:
         return subprocess.run(
-            ["tmux", "-L", self.socket, *args],
+            ["tmux", "-S", str(self.socket), *args],
             check=True,
             capture_output=True,
             text=True,
@@ -74,7 +73,7 @@ def tmux(tmp_path: Path) -> Iterator[Callable[[list[str]], Tmux]]:
     servers: list[Tmux] = []
 
     def start(args: list[str]) -> Tmux:
-        server = Tmux(f"pgtest-{uuid.uuid4().hex[:12]}")
+        server = Tmux(tmp_path / f"tmux-{len(servers)}.sock")
         servers.append(server)
         command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "playground", *args])
         env = f"TOOLKIT_PLAYGROUND_HISTORY={shlex.quote(str(tmp_path / 'history'))}"
@@ -84,7 +83,7 @@ def tmux(tmp_path: Path) -> Iterator[Callable[[list[str]], Tmux]]:
 
     yield start
     for server in servers:
-        subprocess.run(["tmux", "-L", server.socket, "kill-server"], check=False, timeout=10)
+        subprocess.run(["tmux", "-S", str(server.socket), "kill-server"], check=False, timeout=10)
 
 
 def _gone(pids: list[int]) -> bool:
