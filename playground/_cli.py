@@ -1,24 +1,45 @@
-"""Command line: ``python -m playground [--uvloop | --no-uvloop] [-c CODE | SCRIPT [ARGS...]]``."""
+"""Command line: ``python -m playground [--uvloop] [--history FILE] [-c CODE | SCRIPT [ARGS...]]``.
+
+With a terminal and no code it opens the REPL; ``-c``, a script, or a
+standard input that is not a terminal run the same namespace (commands,
+recipes, top-level await) without one, then shut down what they started.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import signal
 import sys
+import threading
+import time
+from pathlib import Path
 
-from playground._console import run_console, run_source
+from playground._eval import Engine, Running, compile_statement, format_syntax_error
+from playground._namespace import Namespace
+from playground._repl import Repl, new_loop
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m playground",
-        description="A Python console on a running event loop: top-level await, toolkit imported.",
+        description="A live Python REPL on a running event loop: spawn, watch, control workers.",
     )
     loop = parser.add_mutually_exclusive_group()
     loop.add_argument(
-        "--uvloop", dest="uvloop", action="store_true", default=None, help="run on uvloop"
+        "--uvloop", dest="uvloop", action="store_true", default=False, help="run on uvloop"
     )
     loop.add_argument(
-        "--no-uvloop", dest="uvloop", action="store_false", help="run on asyncio's loop"
+        "--no-uvloop", dest="uvloop", action="store_false", help="run on asyncio's loop (default)"
+    )
+    parser.add_argument(
+        "--history",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="input history file (default: $TOOLKIT_PLAYGROUND_HISTORY or"
+        " $XDG_STATE_HOME/toolkit-playground/history)",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -33,13 +54,65 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_history() -> Path:
+    """Where input history is kept between sessions."""
+    if path := os.environ.get("TOOLKIT_PLAYGROUND_HISTORY"):
+        return Path(path)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(state) / "toolkit-playground" / "history"
+
+
+def run_source(source: str, filename: str, *, uvloop: bool = False) -> int:
+    """Run a whole program in the playground's namespace; return its exit status."""
+    try:
+        compiled = compile_statement(source)
+    except (SyntaxError, ValueError) as exc:
+        text = format_syntax_error(exc) if isinstance(exc, SyntaxError) else f"{exc!r}\n"
+        sys.stderr.write(text)
+        return 1
+    namespace = Namespace()
+    namespace.globals["__file__"] = filename
+    loop = new_loop(uvloop)
+    engine = Engine(loop, namespace.globals)
+
+    async def program() -> int:
+        try:
+            outcome = await engine.run(compiled)
+        finally:
+            await namespace.shutdown()
+        if outcome.error is not None:
+            sys.stderr.write(outcome.error)
+            return 1
+        if outcome.interrupted:
+            sys.stderr.write("KeyboardInterrupt\n")
+            return 130
+        return outcome.exit_status or 0
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, engine.on_sigint)
+    try:
+        task = loop.create_task(program())
+        engine.running = Running(source, time.monotonic(), task)  # Ctrl-C cancels it
+        while True:
+            try:
+                return loop.run_until_complete(task)
+            except KeyboardInterrupt:
+                continue  # the second Ctrl-C broke blocking code; the task reports it
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse the arguments and run the console, the code or the script; return the exit status."""
+    """Parse the arguments and run the REPL, the code or the script; return the exit status."""
     options = _parser().parse_args(argv)
-    uvloop: bool | None = options.uvloop if options.uvloop is not None else False
     if options.code is not None:
         sys.argv = ["-c", *options.args]
-        return run_source(options.code, "<string>", uvloop=uvloop)
+        return run_source(options.code, "<string>", uvloop=options.uvloop)
     if options.script is not None:
         try:
             with open(options.script, encoding="utf-8") as file:
@@ -48,5 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"playground: cannot open {options.script}: {exc.strerror}", file=sys.stderr)
             return 2
         sys.argv = [options.script, *options.args]
-        return run_source(source, options.script, uvloop=uvloop)
-    return run_console(uvloop=uvloop)
+        return run_source(source, options.script, uvloop=options.uvloop)
+    if not sys.stdin.isatty():
+        sys.argv = ["-"]
+        return run_source(sys.stdin.read(), "<stdin>", uvloop=options.uvloop)
+    history = options.history or default_history()
+    return Repl(uvloop=options.uvloop, history=history, relay_fds=True).run()

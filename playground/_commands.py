@@ -1,0 +1,292 @@
+"""The playground's commands: plain functions in the namespace, so scripts can call them too.
+
+They run in the engine thread, inside the statement that calls them. Views
+that need the whole screen (``top``) are requested from the UI, which opens
+them when the statement ends; without a UI (``-c``, scripts) they print one
+frame instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+import toolkit
+import toolkit.inspect
+from playground import _views
+from playground._output import TaggedTarget
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+AnyPool = toolkit.Pool | toolkit.ThreadPool
+
+
+def is_pool(obj: object) -> TypeGuard[AnyPool]:
+    """A toolkit pool (isinstance: no attribute of a user's object is touched)."""
+    return isinstance(obj, toolkit.Pool | toolkit.ThreadPool)
+
+
+class Registry:
+    """What the session started: shut down on exit, looked up by name by the commands."""
+
+    def __init__(self) -> None:
+        self.objects: list[Any] = []  # pools and toolkit.Process objects, oldest first
+        self.tasks: list[asyncio.Task[Any]] = []  # recipes and other background tasks
+
+    def add(self, obj: Any) -> Any:
+        self.objects.append(obj)
+        return obj
+
+    def pools(self) -> list[AnyPool]:
+        return [o for o in self.objects if is_pool(o)]
+
+
+def _awaited(awaitable: Any) -> Any:
+    """What awaitable is waiting on, or None.
+
+    ``await obj`` where obj.__await__ returns a coroutine's ``__await__()``
+    (toolkit's MapResult does) leaves a "coroutine_wrapper" in the chain,
+    which does not expose its coroutine as an attribute: gc.get_referents
+    finds it.
+    """
+    inner = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    if inner is None and type(awaitable).__name__ == "coroutine_wrapper":
+        inner = next((r for r in gc.get_referents(awaitable) if inspect.iscoroutine(r)), None)
+    return inner
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """What a task awaits, outermost first: 'fn (file:line)' per coroutine, then the leaf.
+
+    Task.get_stack() gives only the outer frame on 3.11 (prior-art-repl.md,
+    section 1): follow cr_await instead.
+    """
+    chain: list[str] = []
+    awaitable: Any = task.get_coro()
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        name = getattr(awaitable, "__qualname__", type(awaitable).__name__)
+        if frame is not None:
+            where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+            chain.append(f"{name} ({where})")
+        elif isinstance(awaitable, asyncio.Future):
+            chain.append(repr(awaitable).strip("<>").split(" cb=")[0])
+        elif type(awaitable).__name__ != "coroutine_wrapper":
+            chain.append(name)
+        awaitable = _awaited(awaitable)
+    return chain
+
+
+class Commands:
+    """The namespace's commands, bound to one session's registry."""
+
+    def __init__(
+        self, registry: Registry, request_view: Callable[[str], bool] | None = None
+    ) -> None:
+        self.registry = registry
+        # Asks the UI to open a view after the statement; False when there is no UI.
+        self._request_view = request_view or (lambda view: False)
+
+    # -- start ---------------------------------------------------------------------------
+
+    def pool(self, processes: int | None = None, **kwargs: Any) -> toolkit.Pool:
+        """Start a process pool (toolkit.Pool's arguments); its workers' output is shown tagged."""
+        kwargs.setdefault("capture_output", True)
+        pool = toolkit.Pool(processes, **kwargs)
+        self.registry.add(pool)
+        return pool
+
+    def threadpool(self, threads: int | None = None, **kwargs: Any) -> toolkit.ThreadPool:
+        """Start a thread pool (toolkit.ThreadPool's arguments)."""
+        pool = toolkit.ThreadPool(threads, **kwargs)
+        self.registry.add(pool)
+        return pool
+
+    def process(
+        self, target: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> toolkit.Process:
+        """Start target(*args, **kwargs) in a new toolkit.Process and return it."""
+        tagged = TaggedTarget(target)  # its prints arrive as "[<name> <pid>] line"
+        proc = toolkit.Process(target=tagged, args=args, kwargs=kwargs, name=name)
+        proc.start()
+        self.registry.add(proc)
+        return proc
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, pool: AnyPool | None = None, **kwargs: Any
+    ) -> Any:
+        """Submit fn(*args, **kwargs) to pool (default: the newest pool); return its future."""
+        if pool is None:
+            pools = self.registry.pools()
+            if not pools:
+                raise LookupError("no pool yet: start one with pool() or threadpool()")
+            pool = pools[-1]
+        return pool.submit(fn, *args, **kwargs)
+
+    def background(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run a coroutine as a background task the session tracks (and cancels on exit)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.registry.tasks.append(task)
+        return task
+
+    # -- look ------------------------------------------------------------------------------
+
+    def ps(self) -> None:
+        """Print every pool worker and toolkit.Process, then the asyncio tasks."""
+        snap = toolkit.inspect.snapshot()
+        for pool in snap.pools:
+            s = pool.stats
+            print(
+                f"{s.kind} pool {s.name} [{s.state}]: size {s.size}, queued {s.queued},"
+                f" running {s.running}, done {s.completed}, failed {s.failed}"
+            )
+        items = _views.rows(snap)
+        if items:
+            print("\n".join(_views.table(items, snap.taken_at)))
+        else:
+            print("no workers")
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        print(f"{len(tasks)} other asyncio task(s): tasks() lists them")
+
+    def tasks(self) -> None:
+        """Print the asyncio tasks on the loop, each with its await chain."""
+        current = asyncio.current_task()
+        for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+            marker = " (this statement)" if task is current else ""
+            print(f"{task.get_name()}{marker}:")
+            for depth, link in enumerate(await_chain(task)):
+                print(f"  {'  ' * depth}-> {link}")
+
+    def info(self, target: Any) -> None:
+        """Print everything known about a worker (name or pid) or a pool."""
+        pool = target if is_pool(target) else self._find_pool(str(target))
+        if pool is not None:
+            for field, value in _fields(pool.stats()).items():
+                print(f"{field + ':':<16} {value}")
+            return
+        row = self._find_row(target)
+        print("\n".join(_views.detail(row, time.time())))
+
+    def top(self) -> None:
+        """Open the live worker table (q quits); without a UI, print it once."""
+        if self._request_view("top"):
+            return
+        snap = toolkit.inspect.snapshot()
+        print("\n".join(_views.table(_views.rows(snap), snap.taken_at)))
+
+    # -- control ---------------------------------------------------------------------------
+
+    def cancel(self, target: Any) -> bool:
+        """Cancel an asyncio task (object or name) or a future; True if it was pending."""
+        if isinstance(target, str):
+            matches = [t for t in asyncio.all_tasks() if t.get_name() == target]
+            if not matches:
+                raise LookupError(f"no asyncio task named {target!r}: see tasks()")
+            target = matches[0]
+        if not hasattr(target, "cancel"):
+            raise TypeError(f"cannot cancel {target!r}")
+        return bool(target.cancel())
+
+    def terminate(self, target: Any) -> None:
+        """SIGTERM a worker (name or pid) or a Process; terminate a whole pool."""
+        self._signal(target, signal.SIGTERM)
+
+    def kill(self, target: Any) -> None:
+        """SIGKILL a worker (name or pid) or a Process; terminate a whole pool."""
+        self._signal(target, signal.SIGKILL)
+
+    def resize(self, pool: Any, n: int) -> None:
+        """Grow or shrink a pool (object or name) to n workers."""
+        found = pool if is_pool(pool) else self._find_pool(str(pool))
+        if found is None:
+            raise LookupError(f"no pool {pool!r}: see ps()")
+        found.resize(n)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def _find_pool(self, name: str) -> AnyPool | None:
+        for pool in self.registry.pools():
+            if pool.name == name:
+                return pool
+        return None
+
+    def _find_row(self, target: Any) -> _views.Row:
+        matches = [r for r in _views.rows(toolkit.inspect.snapshot()) if target in (r.name, r.pid)]
+        # A live one first: a name (or a recycled pid) may also belong to a dead worker.
+        if matches:
+            return min(matches, key=lambda r: r.state == "dead")
+        raise LookupError(f"no worker or process {target!r}: see ps()")
+
+    def _signal(self, target: Any, signum: signal.Signals) -> None:
+        if is_pool(target):
+            target.terminate()
+            return
+        if isinstance(target, toolkit.Process):
+            target.terminate() if signum == signal.SIGTERM else target.kill()
+            return
+        row = self._find_row(target)
+        if row.kind == "thread":
+            raise TypeError(f"{row.name} is a thread: a thread cannot be killed; cancel its task")
+        if row.pid is None or row.state == "dead":
+            raise LookupError(f"{row.name} is not running")
+        os.kill(row.pid, signum)
+        print(f"sent {signum.name} to {row.name} (pid {row.pid})")
+
+
+def _fields(stats: object) -> dict[str, object]:
+    return {name: getattr(stats, name) for name in getattr(stats, "__slots__", ())}
+
+
+def _awaited_objects(task: asyncio.Task[Any]) -> list[object]:
+    """The awaitables in a task's chain and the locals of their frames."""
+    found: list[object] = []
+    awaitable: Any = task.get_coro()
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None)
+        if frame is not None:
+            found.extend(frame.f_locals.values())
+        found.append(awaitable)
+        awaitable = _awaited(awaitable)
+    return found
+
+
+def find_progress(
+    task: asyncio.Task[Any] | None, namespace: dict[str, Any]
+) -> list[_views.Progress]:
+    """Maps in flight: those the running statement awaits, then those held in the namespace.
+
+    A map shows progress when it has ``done`` and ``total`` (toolkit's
+    MapResult); a ``map_async`` handle is followed through its ``future``
+    task to the MapResult that task collects. Runs in the engine thread,
+    where the frames it reads are not running.
+    """
+    candidates: list[tuple[str, object]] = []
+    if task is not None:
+        candidates.extend(("map", obj) for obj in _awaited_objects(task))
+    for name, value in list(namespace.items()):
+        if name.startswith("_"):
+            continue
+        candidates.append((name, value))
+        handle_task = value if isinstance(value, asyncio.Task) else getattr(value, "future", None)
+        if isinstance(handle_task, asyncio.Task) and not handle_task.done():
+            candidates.extend((name, obj) for obj in _awaited_objects(handle_task))
+    found: list[_views.Progress] = []
+    seen: set[int] = set()
+    for label, obj in candidates:
+        done, total = getattr(obj, "done", None), getattr(obj, "total", None)
+        if not isinstance(done, int) or isinstance(done, bool) or not hasattr(obj, "total"):
+            continue
+        if id(obj) in seen or not (total is None or isinstance(total, int)):
+            continue
+        if total is not None and done >= total:
+            continue
+        seen.add(id(obj))
+        found.append(_views.Progress(label, done, total))
+    return found

@@ -1,0 +1,441 @@
+"""Read, evaluate, print: the engine loop in the main thread, the prompt in a UI thread.
+
+    main thread                               UI thread ("playground-ui")
+    -----------                               ---------------------------
+    engine loop: statements, user tasks,      its own asyncio loop: PromptSession,
+    heartbeat, progress sampler, SIGINT       toolbar (2 Hz), running view, top
+                 ◀──── Engine.submit(compiled) ────
+                 ───── Outcome (concurrent Future) ──▶ drain output, print result
+
+The engine owns the main thread so that signals, Ctrl-C into blocking sync
+code and libraries that expect the main thread all work; the prompt never
+shares the user's loop, so a blocked loop cannot freeze it (IPython PR
+#11973) and the toolbar can say how long the loop has been blocked.
+While a statement runs, a one-line "running" view keeps the terminal in raw
+mode: Ctrl-C arrives as a key, is turned into SIGINT for the engine thread
+only, and never reaches the worker processes in our process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.application import Application, create_app_session, get_app_session
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.input.typeahead import store_typeahead
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.layout import HSplit, Layout, Window
+from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.output import create_output
+
+import toolkit
+import toolkit.inspect
+from playground import _views
+from playground._commands import find_progress
+from playground._eval import Engine, Outcome, compile_statement, format_syntax_error
+from playground._health import ChildUsage, Heartbeat, ProcessUsage
+from playground._namespace import Namespace
+from playground._output import FdRelay, LineStream, Terminal
+from playground._session import STYLE, make_history, make_session
+from playground._top import Top
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
+
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.key_binding import KeyPress, KeyPressEvent
+    from prompt_toolkit.output import Output
+
+_VERSIONS = f"toolkit {toolkit.__version__} playground, Python {sys.version.split()[0]}"
+BANNER = f"""\
+{_VERSIONS} on {{loop}}. Top-level await works.
+Start:   pool(n) threadpool(n) process(fn, *a) submit(fn, *a) background(coro)
+Watch:   ps() top() tasks() info(worker)   Recipes: recipes.show(), recipe(name)
+Control: cancel(task) terminate(worker) kill(worker) resize(pool, n)
+Ctrl-C cancels the running statement (twice: interrupts blocking code); Ctrl-D leaves."""
+
+
+def new_loop(uvloop: bool) -> asyncio.AbstractEventLoop:
+    """A fresh event loop: uvloop's when asked."""
+    if uvloop:
+        import uvloop as _uvloop
+
+        loop: asyncio.AbstractEventLoop = _uvloop.new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
+
+
+class Repl:
+    """One interactive session; run() blocks the main thread until the session ends."""
+
+    def __init__(
+        self,
+        *,
+        uvloop: bool = False,
+        history: Path | None = None,
+        input: Input | None = None,
+        output: Output | None = None,
+        relay_fds: bool = False,
+    ) -> None:
+        self.loop = new_loop(uvloop)
+        self.loop_name = "uvloop" if uvloop else "asyncio"
+        self.namespace = Namespace(request_view=self._request_view)
+        self.engine = Engine(self.loop, self.namespace.globals)
+        self.heartbeat = Heartbeat(self.loop)
+        self.usage = ProcessUsage()
+        self.children = ChildUsage()
+        self.terminal = Terminal()
+        self.status = 0
+        self._history = history
+        self._input = input
+        self._output = output
+        self._relay_fds = relay_fds
+        self._views: list[str] = []
+        self._progress: list[_views.Progress] = []
+        self._snapshot_at = 0.0
+        self._rows: list[_views.Row] = []
+        self._queued = 0
+        self._ui_thread: threading.Thread | None = None
+        self._ui_done = threading.Event()
+        self._ui_loop: asyncio.AbstractEventLoop | None = None
+        # input() calls waiting for the UI, and how to stop the running view for them.
+        self._input_requests: list[tuple[str, concurrent.futures.Future[str]]] = []
+        self._stop_view: Callable[[], None] = lambda: None
+        self.namespace.globals["input"] = self._ask_input
+        self._lines = (
+            LineStream(self.terminal, self._tag, 1),
+            LineStream(self.terminal, self._tag, 2),
+        )
+        self.engine.after_statement = self._flush_lines
+
+    # -- engine thread ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the session to its end (Ctrl-D, exit()); return the exit status."""
+        relay = FdRelay(self.terminal) if self._relay_fds else None
+        output = self._output
+        if relay is not None and output is None:
+            # prompt-toolkit alone writes to the real terminal, through a duplicate of fd 1.
+            tty = open(relay.terminal_fd, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            output = create_output(stdout=tty)
+            self._output = output
+        asyncio.set_event_loop(self.loop)
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self.engine.on_sigint)
+        self.heartbeat.start()
+        self.loop.call_soon_threadsafe(self._sample_progress)
+        self._ui_thread = threading.Thread(target=self._ui_main, name="playground-ui")
+        self._ui_thread.start()
+        try:
+            while True:
+                try:
+                    self.loop.run_forever()
+                except KeyboardInterrupt:
+                    continue  # a second Ctrl-C that landed outside the statement
+                if self._ui_done.is_set():
+                    break
+                # A statement stopped the loop (loop.stop()): the session goes on.
+            self._ui_thread.join()
+        finally:
+            self.heartbeat.stop()
+            with contextlib.suppress(KeyboardInterrupt):
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            asyncio.set_event_loop(None)
+            self.loop.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            if relay is not None:
+                relay.close()
+        return self.status
+
+    def _sample_progress(self) -> None:
+        running = self.engine.running
+        task = None if running is None else running.task
+        with contextlib.suppress(Exception):  # a namespace value whose attributes raise
+            self._progress = find_progress(task, self.namespace.globals)
+        self.loop.call_later(0.5, self._sample_progress)
+
+    def _tag(self) -> str:
+        """Who is writing: '' for the statement itself, else '[task X] ' or '[thread Y] '."""
+        thread = threading.current_thread()
+        if thread is self._ui_thread:
+            return ""
+        if thread is not threading.main_thread():
+            return f"[thread {thread.name}] "
+        try:
+            task = asyncio.current_task(self.loop)
+        except RuntimeError:
+            return ""
+        running = self.engine.running
+        if task is None or (running is not None and task is running.task):
+            return ""  # the statement, or a loop callback (pools tag their workers' lines)
+        return f"[task {task.get_name()}] "
+
+    def _flush_lines(self) -> None:
+        for stream in self._lines:
+            stream.flush_all()
+
+    def _request_view(self, view: str) -> bool:
+        self._views.append(view)
+        return True
+
+    # -- UI thread -------------------------------------------------------------------------
+
+    def _ui_main(self) -> None:
+        try:
+            asyncio.run(self._ui())
+        except BaseException:  # noqa: BLE001 - the session must still end and say why
+            traceback.print_exc(file=sys.__stderr__)
+            self.status = 1
+        finally:
+            self._ui_done.set()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _ui(self) -> None:
+        with create_app_session(input=self._input, output=self._output):
+            self._ui_loop = asyncio.get_running_loop()
+            self.terminal.attach(get_app_session().output)
+            saved = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = self._lines
+            try:
+                await self._interact()
+            finally:
+                await self._shutdown()
+                self.terminal.detach()
+                sys.stdout, sys.stderr = saved
+
+    async def _interact(self) -> None:
+        session = make_session(
+            namespace=self.namespace.globals,
+            arguments=self._arguments,
+            toolbar=self._toolbar,
+            history=make_history(self._history),
+        )
+        # The UI runs outside the main thread: no SIGWINCH, so poll the size (as ptpython).
+        session.app.terminal_size_polling_interval = 0.5
+        print_formatted_text(BANNER.format(loop=self.loop_name))
+        while True:
+            try:
+                text = await session.prompt_async()
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                return
+            if not text.strip():
+                continue
+            try:
+                compiled = compile_statement(text)
+            except (SyntaxError, ValueError, OverflowError) as exc:
+                _error(format_syntax_error(exc) if isinstance(exc, SyntaxError) else repr(exc))
+                continue
+            outcome = await self._while_running(self.engine.submit(compiled), text)
+            self.terminal.flush_now()  # the statement's own output before its result
+            if outcome.result is not None:
+                print_formatted_text(outcome.result)
+            elif outcome.error is not None:
+                _error(outcome.error)
+            elif outcome.interrupted:
+                _error("KeyboardInterrupt")
+            if outcome.exit_status is not None:
+                self.status = outcome.exit_status
+                return
+            while self._views:
+                if self._views.pop(0) == "top":
+                    await self._top()
+
+    async def _while_running(self, future: Any, text: str) -> Outcome:
+        """Wait for the statement, showing the running view and taking Ctrl-C as a key."""
+        outcome: asyncio.Future[Outcome] = asyncio.wrap_future(future)
+        # Quick statements show no view (no flicker), but the terminal goes raw
+        # at once: a Ctrl-C in cooked mode would SIGINT our whole process group,
+        # pool workers included.
+        with get_app_session().input.raw_mode():
+            done, _ = await asyncio.wait([outcome], timeout=0.1)
+        if done:
+            return outcome.result()
+        bindings = KeyBindings()
+
+        @bindings.add("c-c")
+        def _interrupt(event: KeyPressEvent) -> None:
+            self.engine.interrupt()
+
+        typeahead: list[KeyPress] = []
+
+        @bindings.add("<any>")
+        def _keep(event: KeyPressEvent) -> None:
+            # Typed ahead while the statement runs: handed to the next prompt, as a terminal would.
+            typeahead.extend(event.key_sequence)
+
+        def status() -> _views.Fragments:
+            again = self.engine.interrupts
+            hint = "Ctrl-C again interrupts blocking code" if again else "Ctrl-C cancels"
+            fragments: _views.Fragments = [("class:toolbar.running", f" {hint} ")]
+            for item in self._progress[:1]:  # long maps: a bar on the statement's own line
+                bar = _views.progress_bar(item.done, item.total, 30)
+                fragments.append(("class:toolbar.progress", f" {item.label} {bar}"))
+            return fragments
+
+        app: Application[None] = Application(
+            layout=Layout(
+                HSplit(
+                    [
+                        Window(FormattedTextControl(status), height=1),
+                        Window(
+                            FormattedTextControl(self._toolbar),
+                            height=1,
+                            style="class:bottom-toolbar",
+                        ),
+                    ]
+                )
+            ),
+            key_bindings=bindings,
+            style=STYLE,
+            refresh_interval=0.5,
+            erase_when_done=True,
+            terminal_size_polling_interval=0.5,
+        )
+
+        def stop_view() -> None:
+            with contextlib.suppress(Exception):  # not running (any more): nothing to stop
+                app.exit()
+
+        def registered() -> None:
+            self._stop_view = stop_view
+            if self._input_requests:  # asked for while the view was starting
+                stop_view()
+
+        outcome.add_done_callback(lambda _: self._stop_view())
+        while True:
+            await self._answer_input_requests()
+            if outcome.done():
+                break
+            await app.run_async(pre_run=registered)
+            self._stop_view = lambda: None
+            if typeahead:
+                store_typeahead(app.input, typeahead)
+                typeahead.clear()
+        return await outcome
+
+    def _ask_input(self, prompt: object = "") -> str:
+        """input() for statements: asks in the UI thread, which owns the terminal.
+
+        The builtin would read stdin under the running view, which reads it
+        too. Like the builtin, it blocks the statement (and the loop) until
+        a line is entered; Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError.
+        """
+        self._flush_lines()  # what the statement printed first, e.g. a question
+        reply: concurrent.futures.Future[str] = concurrent.futures.Future()
+        self._input_requests.append((str(prompt), reply))
+        loop = self._ui_loop
+        if loop is None:
+            raise RuntimeError("input() needs the playground's terminal")
+        loop.call_soon_threadsafe(lambda: self._stop_view())
+        return reply.result()
+
+    async def _answer_input_requests(self) -> None:
+        while self._input_requests:
+            prompt, reply = self._input_requests.pop(0)
+            self.terminal.flush_now()
+            try:
+                reply.set_result(await PromptSession[str]().prompt_async(prompt))
+            except (KeyboardInterrupt, EOFError) as exc:
+                reply.set_exception(type(exc)())
+
+    async def _top(self) -> None:
+        def kill(row: _views.Row) -> str:
+            if row.kind == "thread":
+                return f"{row.name} is a thread: cancel its task instead"
+            if row.pid is None or row.state == "dead":
+                return f"{row.name} is not running"
+            try:
+                os.kill(row.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return f"{row.name} had already exited"
+            return f"killed {row.name} (pid {row.pid})"
+
+        top = Top(self._sample_rows, kill, header=lambda: self._loop_text())
+        await top.application().run_async()
+
+    async def _shutdown(self) -> None:
+        """Stop every worker the session started, on the engine loop."""
+        count = len(self.namespace.registry.objects) + len(self._sample_rows())
+        if count:
+            print_formatted_text("shutting down the session's workers...")
+        future = asyncio.run_coroutine_threadsafe(self.namespace.shutdown(), self.loop)
+        try:
+            await asyncio.wrap_future(future)
+        except BaseException as exc:  # noqa: BLE001 - leaving anyway; say what went wrong
+            _error(f"shutdown: {exc!r}")
+
+    # -- what the UI shows -------------------------------------------------------------------
+
+    def _sample_rows(self) -> list[_views.Row]:
+        self._snapshot_at = time.monotonic()
+        try:
+            snap = toolkit.inspect.snapshot()
+        except RuntimeError:
+            # Taken from the UI thread while the engine changes a pool (a deque
+            # mutated during iteration): keep the last rows, sample again soon.
+            return self._rows
+        self._queued = sum(p.stats.queued for p in snap.pools)
+        pids = [p.pid for p in snap.processes if p.pid is not None and p.state == "running"]
+        self._rows = _views.rows(snap, self.children.sample(pids))
+        return self._rows
+
+    def _loop_text(self) -> str:
+        state = self.heartbeat.state()
+        if state.blocked_for is not None:
+            return f"{self.loop_name} BLOCKED {state.blocked_for:.1f}s"
+        return f"{self.loop_name} lag {state.lag * 1000:.0f}ms"
+
+    def _toolbar(self) -> _views.Fragments:
+        if time.monotonic() - self._snapshot_at >= 0.4:
+            self._sample_rows()
+        loop = self.heartbeat.state()
+        running = self.engine.running
+        cpu, rss = self.usage.sample()
+        state = _views.ToolbarState(
+            loop_name=self.loop_name,
+            lag=loop.lag,
+            blocked_for=loop.blocked_for,
+            running=None if running is None else running.source.strip().split("\n")[0],
+            running_for=None if running is None else time.monotonic() - running.started,
+            workers=_views.worker_counts(self._rows),
+            queued=self._queued,
+            cpu=cpu,
+            rss=rss,
+            progress=self._progress,
+        )
+        columns = get_app_session().output.get_size().columns
+        return _views.toolbar(state, columns)
+
+    def _arguments(self, command: str) -> Iterable[str]:
+        """What completes inside command("...")."""
+        if command in ("kill", "terminate", "info"):
+            return [r.name for r in self._rows if r.state != "dead"]
+        if command == "resize":
+            return [p.name for p in self.namespace.registry.pools()]
+        if command == "recipe":
+            from playground import recipes
+
+            return list(recipes.ALL)
+        if command == "cancel":
+            with contextlib.suppress(RuntimeError):
+                return [t.get_name() for t in asyncio.all_tasks(self.loop)]
+        return []
+
+
+def _error(text: str) -> None:
+    print_formatted_text(FormattedText([("#ff5f5f", text.rstrip("\n"))]))
