@@ -263,21 +263,25 @@ def find_progress(
     """Maps in flight: those the running statement awaits, then those held in the namespace.
 
     A map shows progress when it has ``done`` and ``total`` (toolkit's
-    MapResult); a ``map_async`` handle is followed through its ``future``
-    task to the MapResult that task collects. Runs in the engine thread,
-    where the frames it reads are not running.
+    MapResult); a ``map_async`` handle (toolkit.AsyncResult) reports its
+    map's ``done_count`` and ``total``. Runs in the engine thread, where the
+    frames it reads are not running.
     """
     candidates: list[tuple[str, object]] = []
+    found: list[_views.Progress] = []
     if task is not None:
         candidates.extend(("map", obj) for obj in _awaited_objects(task))
     for name, value in list(namespace.items()):
         if name.startswith("_"):
             continue
+        if isinstance(value, toolkit.AsyncResult):
+            count, total = value.done_count, value.total
+            if count is not None and not value.ready() and (total is None or count < total):
+                found.append(_views.Progress(name, count, total))
+            continue
         candidates.append((name, value))
-        handle_task = value if isinstance(value, asyncio.Task) else getattr(value, "future", None)
-        if isinstance(handle_task, asyncio.Task) and not handle_task.done():
-            candidates.extend((name, obj) for obj in _awaited_objects(handle_task))
-    found: list[_views.Progress] = []
+        if isinstance(value, asyncio.Task) and not value.done():
+            candidates.extend((name, obj) for obj in _awaited_objects(value))
     seen: set[int] = set()
     for label, obj in candidates:
         done, total = getattr(obj, "done", None), getattr(obj, "total", None)

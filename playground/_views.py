@@ -103,8 +103,8 @@ def _task_text(worker: WorkerInfo) -> str:
     if worker.task is None:
         return ""
     task = worker.task
-    if task.args.strip().startswith("over "):  # a map's chunk: "f over 8 inputs"
-        return f"#{task.id} {task.function} {task.args.strip()}"
+    if task.items > 1:  # a map's chunk: its first inputs in args
+        return f"#{task.id} {task.function} over {task.items} inputs {task.args}"
     return f"#{task.id} {task.function}({task.args})"
 
 

@@ -65,9 +65,9 @@ def test_views_rows_cover_pool_workers_and_processes() -> None:
     assert [r.name for r in rows] == ["pool-1", "pool-2", "Process-1"]
     assert rows[0].task == "#7 mod.slow((60,))"
     chunk = _views.worker_row(
-        _worker("w", "busy", task=TaskInfo(8, "m.f", " over 4 inputs", NOW)), ""
+        _worker("w", "busy", task=TaskInfo(8, "m.f", "[1, 2, 3, ...]", NOW, items=4)), ""
     )
-    assert chunk.task == "#8 m.f over 4 inputs"
+    assert chunk.task == "#8 m.f over 4 inputs [1, 2, 3, ...]"
     assert rows[2].state == "dead"
     assert rows[2].exit_reason == "killed by SIGTERM"
     lines = _views.table(rows, NOW, width=110)
