@@ -14,6 +14,7 @@ from ._connection import Connection as Connection, Pipe as Pipe
 from ._context import default_start_method as default_start_method, get_context as get_context
 from ._errors import (
     ClosedError as ClosedError,
+    ManagerDiedError as ManagerDiedError,
     PoolClosedError as PoolClosedError,
     QueueEmpty as QueueEmpty,
     QueueFull as QueueFull,
@@ -35,7 +36,9 @@ from ._executors import (
     to_thread as to_thread,
 )
 from ._loop import run as run
+from ._managers import BaseManager as BaseManager, Manager as Manager
 from ._process import Process as Process
+from ._proxies import BaseProxy as BaseProxy
 from ._queues import JoinableQueue as JoinableQueue, Queue as Queue, SimpleQueue as SimpleQueue
 from ._sharedctypes import (
     Array as Array,
@@ -62,6 +65,8 @@ __all__ = (
     "Array",
     "AsyncExecutor",
     "Barrier",
+    "BaseManager",
+    "BaseProxy",
     "BoundedSemaphore",
     "ClosedError",
     "Condition",
@@ -70,6 +75,8 @@ __all__ = (
     "ExecutorStats",
     "JoinableQueue",
     "Lock",
+    "Manager",
+    "ManagerDiedError",
     "MapResult",
     "Pipe",
     "PoolClosedError",

@@ -1,0 +1,564 @@
+"""Calls to a manager's server over pooled connections, awaited on readiness, no thread per call.
+
+Theory of operation
+-------------------
+A ``multiprocessing`` manager server serves each connection with one thread
+that answers one request at a time: ``(ident, method, args, kwds)`` in,
+``(kind, result)`` out, in ``multiprocessing.connection``'s framing (a
+4-byte big-endian length, then the pickle). The stdlib's proxies block a
+thread per call on that reply. Here a call is a write on one of a few
+pooled connections and an await on its descriptor's readiness::
+
+    coroutine ─┐  checkout   ┌ channel ── socket ──▶ server thread 1
+    coroutine ─┼──────────── ┼ channel ── socket ──▶ server thread 2
+    coroutine ─┘  (FIFO when └ ...  at most `size` for ordinary calls
+                   all busy)
+    blocking call (q.get, acquire, wait): a dedicated channel outside the
+    bound, made in slices (get(timeout=0.25) until it succeeds), so it never
+    holds up ordinary calls and never stays blocked long after its caller left.
+
+The sockets are this process's own (opened here, never shared), so they are
+read without blocking; readiness comes through _bridge like every other
+descriptor. Opening one (connect, then the HMAC handshake, whose details
+vary across Python versions) runs the stdlib's own code in a helper thread:
+once per pooled connection, never per call. Object creation and reference
+counting are the server's "public" calls, which it accepts only as the first
+request of a fresh connection, so they open one each, as the stdlib does.
+
+Cancellation: a channel keeps, in order, every reply it still owes. A caller
+cancelled after its request went out leaves its slot in that line, with a
+compensation (a late queue item is put back, a late lock acquisition is
+released); the reply is read and compensated before the channel serves
+anyone else, so a reply never reaches the wrong caller and a channel is never
+reused half-read.
+
+A server that dies closes its sockets: every pending read ends with EOF (an
+owned manager's process sentinel is watched too, in case a child of the
+server inherited the sockets) and becomes ``ManagerDiedError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import multiprocessing.connection
+import multiprocessing.managers
+import os
+import pickle
+import select
+import socket
+import struct
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._bridge import closing_fd, wait_readable
+from ._errors import ClosedError, ManagerDiedError
+from ._executors import to_thread
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+# typeshed lacks dispatch.
+_dispatch: Any = multiprocessing.managers.dispatch  # type: ignore[attr-defined]
+
+__all__ = ["Channel", "ConnectionPool", "pool_for"]
+
+_HEADER = struct.Struct("!i")
+_LONG = struct.Struct("!Q")
+
+# A server-side blocking call (queue get, lock acquire, event wait) is made in
+# slices this long, so a call whose awaiter was cancelled ends soon on the
+# server and its connection comes back.
+SLICE = 0.25
+
+# A call that is alone in flight first spins on a non-blocking read for up to
+# this long before it yields to the loop: a manager round trip is tens of
+# microseconds, and waking from epoll costs about as much again (the kernel
+# hands a blocked read the CPU directly, a poller not). Issue 6's sequential
+# target (>= 0.9x the stdlib's blocking call) needs it. Concurrent calls
+# never spin: the loop has other work.
+_SPIN = 100e-6
+
+_CONNECTION_ERRORS = (EOFError, OSError, ClosedError)
+
+
+def _open_socket(address: Any, authkey: bytes) -> socket.socket:
+    """Connect and authenticate (the stdlib's handshake), then serve this connection (blocking)."""
+    conn = multiprocessing.connection.Client(address, authkey=authkey)
+    try:
+        name = f"{multiprocessing.current_process().name}|toolkit"
+        _dispatch(conn, None, "accept_connection", (name,))
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+    finally:
+        conn.close()
+    sock.setblocking(False)  # our own description: nobody else reads it
+    return sock
+
+
+def server_call(
+    address: Any,
+    authkey: bytes,
+    method: str,
+    args: tuple[Any, ...] = (),
+    kwds: dict[str, Any] | None = None,
+) -> Any:
+    """Call one of the server's own functions (create, incref, decref...) on a fresh connection."""
+    conn = multiprocessing.connection.Client(address, authkey=authkey)
+    try:
+        return _dispatch(conn, None, method, args, kwds or {})
+    finally:
+        conn.close()
+
+
+class _Owed:
+    __slots__ = ("on_late",)
+
+    def __init__(self) -> None:
+        self.on_late: Callable[[Channel, Any], Awaitable[None]] | None = None
+
+
+class Channel:
+    """One authenticated connection to the server: ordered requests and replies."""
+
+    __slots__ = ("_buffer", "_closed", "_fd", "_owed", "_sock", "dedicated", "pinned")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._buffer = bytearray()
+        self._owed: collections.deque[_Owed] = collections.deque()
+        self._closed = False
+        self.dedicated = False  # checked out outside the pool's bound
+        self.pinned = False  # held by one task across calls (an RLock it owns)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def owes(self) -> bool:
+        return bool(self._owed)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        closing_fd(self._fd)  # a read waiting on it wakes and sees it closed
+        self._sock.close()
+
+    async def request(
+        self,
+        data: bytes,
+        *,
+        on_late: Callable[[Channel, Any], Awaitable[None]] | None = None,
+        spin: bool = False,
+    ) -> tuple[str, Any]:
+        """Send one pickled request and return its reply ``(kind, result)``.
+
+        Args:
+            on_late: run with the result if the reply comes after the caller
+                was cancelled (to undo what the server did for nobody).
+            spin: wait for the reply briefly on this thread before yielding.
+
+        Raises:
+            EOFError, OSError: the connection broke.
+            ClosedError: the channel was closed.
+
+        Cancellation:
+            Safe: the reply is still read, in order, before the channel's
+            next request, and handed to on_late.
+        """
+        if self._owed:
+            await self.settle()
+        owed = _Owed()
+        owed.on_late = on_late
+        self._owed.append(owed)
+        await self._send(data)
+        reply = self._take()
+        if reply is None and spin:
+            reply = self._spin()
+        if reply is None:
+            reply = await self._receive()
+        self._owed.popleft()
+        return reply
+
+    async def settle(self) -> None:
+        """Read the replies still owed to cancelled callers; compensate for each.
+
+        Cancellation:
+            Safe: what is not read yet stays owed.
+        """
+        while self._owed:
+            reply = await self._receive()
+            owed = self._owed.popleft()
+            kind, result = reply
+            if owed.on_late is not None and kind == "#RETURN":
+                await owed.on_late(self, result)
+
+    # -- framing ----------------------------------------------------------------------------------
+
+    async def _send(self, data: bytes) -> None:
+        self._check_open()
+        size = len(data)
+        header = _HEADER.pack(size) if size <= 0x7FFFFFFF else _HEADER.pack(-1) + _LONG.pack(size)
+        message = header + data
+        try:
+            sent = self._sock.send(message)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(message):
+            # Larger than the socket's free space: the rest goes from a thread,
+            # shielded, so a cancelled caller never leaves half a request.
+            await asyncio.shield(to_thread(_send_rest, self._sock, memoryview(message)[sent:]))
+
+    def _take(self) -> tuple[str, Any] | None:
+        """Parse one whole message from the buffer, reading what the socket has first."""
+        buffer = self._buffer
+        while True:
+            if len(buffer) >= 4:
+                size = _HEADER.unpack_from(buffer)[0]
+                start = 4
+                if size == -1:
+                    if len(buffer) < 12:
+                        size, start = 1 << 62, 12  # header not whole yet
+                    else:
+                        size, start = _LONG.unpack_from(buffer, 4)[0], 12
+                if len(buffer) >= start + size:
+                    reply = pickle.loads(memoryview(buffer)[start : start + size])
+                    del buffer[: start + size]
+                    return reply  # type: ignore[no-any-return]
+            if not self._read_some():
+                return None
+
+    def _read_some(self) -> bool:
+        self._check_open()
+        try:
+            chunk = self._sock.recv(1 << 16)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            raise EOFError("the manager closed the connection")
+        self._buffer += chunk
+        return True
+
+    def _spin(self) -> tuple[str, Any] | None:
+        deadline = time.perf_counter() + _SPIN
+        while time.perf_counter() < deadline:
+            reply = self._take()
+            if reply is not None:
+                return reply
+        return None
+
+    async def _receive(self) -> tuple[str, Any]:
+        while True:
+            reply = self._take()
+            if reply is not None:
+                return reply
+            await wait_readable(self._fd)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the connection to the manager was closed")
+
+
+def _send_rest(sock: socket.socket, rest: memoryview) -> None:
+    while rest:
+        select.select([], [sock], [])
+        try:
+            sent = sock.send(rest)
+        except BlockingIOError:
+            continue
+        rest = rest[sent:]
+
+
+class ConnectionPool:
+    """The connections of one process to one manager server.
+
+    Ordinary calls share at most ``size`` connections (FIFO beyond that);
+    calls that block on the server take a dedicated one outside that bound.
+    At most ``size`` idle connections are kept.
+    """
+
+    def __init__(self, address: Any, authkey: bytes, size: int = 4) -> None:
+        self.address = address
+        self.authkey = bytes(authkey)
+        self.size = size
+        self._idle: collections.deque[Channel] = collections.deque()
+        self._all: set[Channel] = set()
+        self._busy = 0  # ordinary checkouts, bounded by size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._drains: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._error: BaseException | None = None
+        self._pid = os.getpid()
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._error is not None
+
+    def connections(self) -> int:
+        """How many connections are open (idle, busy or dedicated)."""
+        return len(self._all)
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise _copy(self._error)
+
+    def fail(self, error: BaseException) -> None:
+        """Close every connection; pending and later calls raise error."""
+        if self._error is None:
+            self._error = error
+        for channel in list(self._all):
+            channel.close()
+        self._idle.clear()
+        self._all.clear()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)  # it wakes, checks, and raises the error
+        self._waiters.clear()
+
+    def died(self, cause: BaseException | None = None) -> ManagerDiedError:
+        error = ManagerDiedError(f"the manager at {self.address!r} is gone")
+        if cause is not None:
+            error.__cause__ = cause
+        return error
+
+    def translate(self, exc: BaseException) -> BaseException:
+        """The error a caller sees for a broken connection."""
+        if self._error is not None:
+            return _copy(self._error)
+        return self.died(exc)
+
+    # -- calls ------------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        ident: str | None,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwds: dict[str, Any] | None = None,
+    ) -> tuple[str, Any]:
+        """Call a method of a shared object on one of the pooled connections.
+
+        Cancellation:
+            Safe: the reply is read later and dropped (ordinary calls need no
+            compensation); the connection serves no one before that.
+        """
+        data = _dumps(ident, method, args, kwds)
+        channel = await self.checkout(dedicated=False)
+        self._in_flight += 1
+        try:
+            reply = await channel.request(data, spin=self._in_flight == 1)
+        except asyncio.CancelledError:
+            self.release_channel(channel)
+            raise
+        except _CONNECTION_ERRORS as exc:
+            self._discard(channel)
+            raise self.translate(exc) from None
+        finally:
+            self._in_flight -= 1
+        self.release_channel(channel)
+        return reply
+
+    @contextlib.asynccontextmanager
+    async def dedicated(self) -> AsyncIterator[Channel]:
+        """Check out a connection of its own for a call that may block on the server."""
+        channel = await self.checkout(dedicated=True)
+        try:
+            yield channel
+        except _CONNECTION_ERRORS as exc:
+            self._discard(channel)
+            raise self.translate(exc) from None
+        except BaseException:
+            self.release_channel(channel)
+            raise
+        self.release_channel(channel)
+
+    async def request(
+        self,
+        channel: Channel,
+        ident: str | None,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwds: dict[str, Any] | None = None,
+        *,
+        on_late: Callable[[Channel, Any], Awaitable[None]] | None = None,
+    ) -> tuple[str, Any]:
+        """Make one request on a channel already checked out (dedicated or pinned)."""
+        data = _dumps(ident, method, args, kwds)
+        try:
+            return await channel.request(data, on_late=on_late)
+        except _CONNECTION_ERRORS as exc:
+            self._discard(channel)
+            raise self.translate(exc) from None
+
+    async def server_call(
+        self, method: str, args: tuple[Any, ...] = (), kwds: dict[str, Any] | None = None
+    ) -> Any:
+        """Call one of the server's own functions (create, decref...) on a fresh connection."""
+        self.check()
+        try:
+            return await to_thread(server_call, self.address, self.authkey, method, args, kwds)
+        except multiprocessing.AuthenticationError:
+            raise
+        except _CONNECTION_ERRORS as exc:
+            raise self.translate(exc) from None
+
+    # -- checkout ---------------------------------------------------------------------------------
+
+    async def checkout(self, *, dedicated: bool) -> Channel:
+        self.check()
+        if not dedicated:
+            if self._busy >= self.size or self._waiters:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter  # a slot is handed over: _busy already counts us
+                except asyncio.CancelledError:
+                    if waiter.done() and not waiter.cancelled() and self._error is None:
+                        self._busy -= 1  # we were handed a slot: pass it on
+                        self._wake()
+                    raise
+                self.check()
+            else:
+                self._busy += 1
+        while self._idle:
+            channel = self._idle.pop()  # the most recent: its server thread is warm
+            if not channel.closed:
+                channel.dedicated = dedicated
+                return channel
+        try:
+            channel = await self._open()
+        except BaseException:
+            if not dedicated:
+                self._busy -= 1
+                self._wake()
+            raise
+        channel.dedicated = dedicated
+        return channel
+
+    async def _open(self) -> Channel:
+        try:
+            sock = await to_thread(_open_socket, self.address, self.authkey)
+        except multiprocessing.AuthenticationError:
+            raise
+        except _CONNECTION_ERRORS as exc:
+            raise self.translate(exc) from None
+        channel = Channel(sock)
+        if self._error is not None:  # closed meanwhile
+            channel.close()
+            raise _copy(self._error)
+        self._all.add(channel)
+        return channel
+
+    def release_channel(self, channel: Channel) -> None:
+        """Return a channel; one that still owes replies is settled in the background first."""
+        if channel.owes and not channel.closed:
+            task = asyncio.ensure_future(self._drain(channel))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+            return
+        self._put_back(channel)
+
+    def _put_back(self, channel: Channel) -> None:
+        if not channel.dedicated:
+            self._busy -= 1
+        channel.dedicated = False
+        if channel.closed or self._error is not None:
+            self._all.discard(channel)
+        elif len(self._idle) < self.size:
+            self._idle.append(channel)
+        else:
+            channel.close()
+            self._all.discard(channel)
+        self._wake()
+
+    def _discard(self, channel: Channel) -> None:
+        channel.close()
+        self._put_back(channel)
+
+    def _wake(self) -> None:
+        while self._waiters and self._busy < self.size:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._busy += 1
+                waiter.set_result(None)
+
+    async def _drain(self, channel: Channel) -> None:
+        try:
+            await channel.settle()
+        except BaseException:  # noqa: BLE001 - a broken or closed channel: drop it, others go on
+            self._discard(channel)
+            return
+        self._put_back(channel)
+
+    async def aclose(self, error: BaseException) -> None:
+        """Close every connection and wait for background settling to end."""
+        self.fail(error)
+        drains = list(self._drains)
+        for task in drains:
+            task.cancel()
+        if drains:
+            await asyncio.gather(*drains, return_exceptions=True)
+
+
+def _dumps(
+    ident: str | None, method: str, args: tuple[Any, ...], kwds: dict[str, Any] | None
+) -> bytes:
+    from multiprocessing.reduction import ForkingPickler
+
+    return bytes(ForkingPickler.dumps((ident, method, args, kwds or {})))
+
+
+def _copy(error: BaseException) -> BaseException:
+    """A fresh instance of a stored error, so tracebacks do not pile up on one object."""
+    copy = type(error)(*error.args)
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+# --- one pool per server per process -------------------------------------------------------------
+#
+# Proxies reach their server through the pool of (address, authkey) in this
+# process: the one their manager made, or, in a child that received proxies,
+# one made on first use. A fork child must not reuse its parent's sockets.
+
+_pools: dict[tuple[Any, bytes], ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _address_key(address: Any) -> Any:
+    return tuple(address) if isinstance(address, list) else address
+
+
+def pool_for(address: Any, authkey: bytes, size: int = 4) -> ConnectionPool:
+    """Return this process's pool for the server at address, making it on first use."""
+    key = (_address_key(address), bytes(authkey))
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None or pool.closed or pool._pid != os.getpid():
+            pool = _pools[key] = ConnectionPool(address, authkey, size)
+        return pool
+
+
+def register_pool(pool: ConnectionPool) -> None:
+    with _pools_lock:
+        _pools[(_address_key(pool.address), pool.authkey)] = pool
+
+
+def forget_pool(pool: ConnectionPool) -> None:
+    with _pools_lock:
+        key = (_address_key(pool.address), pool.authkey)
+        if _pools.get(key) is pool:
+            del _pools[key]
+
+
+def _forget_all_in_child() -> None:
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_all_in_child)
