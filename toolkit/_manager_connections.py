@@ -293,6 +293,7 @@ class ConnectionPool:
         self._in_flight = 0
         self._error: BaseException | None = None
         self._pid = os.getpid()
+        self.label = f"at {address!r}"  # the manager says which process, when it knows
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -322,16 +323,22 @@ class ConnectionPool:
         self._waiters.clear()
 
     def died(self, cause: BaseException | None = None) -> ManagerDiedError:
-        error = ManagerDiedError(f"the manager at {self.address!r} is gone")
+        error = ManagerDiedError(f"the manager {self.label} is gone")
         if cause is not None:
             error.__cause__ = cause
         return error
 
     def translate(self, exc: BaseException) -> BaseException:
-        """The error a caller sees for a broken connection."""
-        if self._error is not None:
-            return _copy(self._error)
-        return self.died(exc)
+        """The error a caller sees for a broken connection; the pool fails with it.
+
+        The server closes a connection only when it exits (or cannot even
+        report an error), so a broken one means the server is gone: the
+        other calls fail now too, rather than each finding out.
+        """
+        if self._error is None:
+            self.fail(self.died(exc))
+        assert self._error is not None
+        return _copy(self._error)
 
     # -- calls ------------------------------------------------------------------------------------
 
@@ -442,8 +449,13 @@ class ConnectionPool:
         return channel
 
     async def _open(self) -> Channel:
+        opening = asyncio.ensure_future(to_thread(_open_socket, self.address, self.authkey))
         try:
-            sock = await to_thread(_open_socket, self.address, self.authkey)
+            # Shielded: a connection opened for a caller who left joins the idle ones.
+            sock = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(self._adopt_opened)
+            raise
         except multiprocessing.AuthenticationError:
             raise
         except _CONNECTION_ERRORS as exc:
@@ -454,6 +466,17 @@ class ConnectionPool:
             raise _copy(self._error)
         self._all.add(channel)
         return channel
+
+    def _adopt_opened(self, opening: asyncio.Future[socket.socket]) -> None:
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        channel = Channel(opening.result())
+        if self._error is not None or len(self._idle) >= self.size:
+            channel.close()
+            return
+        self._all.add(channel)
+        self._idle.append(channel)
+        self._wake()
 
     def release_channel(self, channel: Channel) -> None:
         """Return a channel; one that still owes replies is settled in the background first."""

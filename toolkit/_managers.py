@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._connection import Connection
 from ._context import get_context
-from ._errors import ClosedError, ManagerDiedError
+from ._errors import ClosedError, ManagerDiedError, describe_exit
 from ._executors import to_thread
 from ._manager_connections import (
     ConnectionPool,
@@ -345,6 +345,7 @@ class BaseManager:
             raise
         self._address = address
         self._pool = ConnectionPool(address, self._authkey, self._connections)
+        self._pool.label = f"process {process.pid} at {address!r}"
         register_pool(self._pool)
         self._finalizer = multiprocessing.util.Finalize(
             self,
@@ -359,7 +360,7 @@ class BaseManager:
         if self._pool is not None and self._state == _STARTED:
             self._pool.fail(
                 ManagerDiedError(
-                    f"the manager process {process.pid} died (exit code {process.exitcode})"
+                    f"the manager process {process.pid} is gone ({describe_exit(process.exitcode)})"
                 )
             )
 
