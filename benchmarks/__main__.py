@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import bench_ipc, bench_map, bench_to_thread
+from benchmarks import bench_ipc, bench_managers, bench_map, bench_to_thread
 from benchmarks._util import machine
 
-BENCHMARKS = {"to_thread": bench_to_thread.run, "map": bench_map.run, "ipc": bench_ipc.run}
+BENCHMARKS = {
+    "to_thread": bench_to_thread.run,
+    "map": bench_map.run,
+    "ipc": bench_ipc.run,
+    "managers": bench_managers.run,
+}
 
 
 def main() -> None:

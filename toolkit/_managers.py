@@ -378,7 +378,7 @@ class BaseManager:
         self._state = _STARTED
         pool = self._pool = ConnectionPool(self._address, self._authkey, self._connections)
         try:
-            channel = await pool.checkout(dedicated=False)  # connects and authenticates
+            channel = await pool.checkout()  # connects and authenticates
         except ManagerDiedError as exc:
             self._state = _SHUTDOWN
             raise ConnectionRefusedError(f"no manager serves at {address!r}") from exc.__cause__

@@ -610,7 +610,7 @@ class RLockProxy(AcquirerProxy):
             acquired = await self._acquire_on(held[0], blocking, timeout)
             held[1] += acquired
             return acquired
-        channel = await self._pool.checkout(dedicated=True)
+        channel = await self._pool.checkout()
         try:
             acquired = await self._acquire_on(channel, blocking, timeout)
         except BaseException:

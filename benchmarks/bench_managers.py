@@ -1,0 +1,199 @@
+"""Manager proxies: awaited round trips against the stdlib's blocking proxy and aioprocessing.
+
+In one run, per loop, one server each (forkserver), a dict of one key:
+
+* sequential ``await d.get(k)`` (toolkit) against the stdlib's blocking
+  ``d.get(k)`` in a plain loop, and aioprocessing's ``AioManager().dict()``
+  (it has no awaitable dict proxy: its users await
+  ``loop.run_in_executor(None, d.get, k)``);
+* 100 coroutines calling at once: toolkit, and the stdlib proxy through
+  ``asyncio.to_thread`` (a thread per waiting call); the threads the process
+  had at most meanwhile.
+
+Rounds alternate between the contenders, so a noisy neighbour hurts all of
+them alike; the median round is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import time
+from typing import Any
+
+import toolkit
+from benchmarks._util import loop_factories, median, table
+
+CALLS = 5_000
+SLOW_CALLS = 1_000  # thread-per-call baselines
+CALLERS = 100
+ROUNDS = 5
+
+
+class _ThreadPeak:
+    """The most threads the process had while the block ran (sampled every millisecond)."""
+
+    def __init__(self) -> None:
+        self.peak = threading.active_count()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, threading.active_count() - 1)  # not counting the sampler
+
+    def __enter__(self) -> _ThreadPeak:
+        self.before = threading.active_count()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def _toolkit_sequential(d: Any) -> float:
+    start = time.perf_counter()
+    for _ in range(CALLS):
+        await d.get("k")
+    return CALLS / (time.perf_counter() - start)
+
+
+def _stdlib_sequential(d: Any) -> float:
+    start = time.perf_counter()
+    for _ in range(CALLS):
+        d.get("k")
+    return CALLS / (time.perf_counter() - start)
+
+
+async def _executor_sequential(d: Any) -> float:
+    loop = asyncio.get_running_loop()
+    start = time.perf_counter()
+    for _ in range(SLOW_CALLS):
+        await loop.run_in_executor(None, d.get, "k")
+    return SLOW_CALLS / (time.perf_counter() - start)
+
+
+async def _toolkit_concurrent(d: Any) -> tuple[float, int]:
+    each = CALLS // CALLERS
+
+    async def caller() -> None:
+        for _ in range(each):
+            await d.get("k")
+
+    with _ThreadPeak() as threads:
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(CALLERS)))
+        elapsed = time.perf_counter() - start
+    return each * CALLERS / elapsed, threads.peak - threads.before
+
+
+async def _to_thread_concurrent(d: Any) -> tuple[float, int]:
+    each = SLOW_CALLS // CALLERS
+
+    async def caller() -> None:
+        for _ in range(each):
+            await asyncio.to_thread(d.get, "k")
+
+    with _ThreadPeak() as threads:
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(CALLERS)))
+        elapsed = time.perf_counter() - start
+    return each * CALLERS / elapsed, threads.peak - threads.before
+
+
+async def _measure() -> dict[str, list[Any]]:
+    ctx = toolkit.get_context()
+    results: dict[str, list[Any]] = {}
+    plain_manager = ctx.Manager()
+    try:
+        import aioprocessing
+
+        aio_manager: Any = aioprocessing.AioManager()
+    except ImportError:
+        aio_manager = None
+    try:
+        plain = plain_manager.dict(k=1)
+        aio_dict = aio_manager.dict(k=1) if aio_manager is not None else None
+        async with toolkit.Manager(context=ctx) as m:
+            ours = await m.dict(k=1)
+            await ours.get("k")
+            for _ in range(ROUNDS):
+                results.setdefault("toolkit", []).append(await _toolkit_sequential(ours))
+                results.setdefault("stdlib", []).append(_stdlib_sequential(plain))
+                if aio_dict is not None:
+                    rate = await _executor_sequential(aio_dict)
+                    results.setdefault("aioprocessing", []).append(rate)
+                results.setdefault("toolkit 100", []).append(await _toolkit_concurrent(ours))
+                results.setdefault("to_thread 100", []).append(await _to_thread_concurrent(plain))
+            results["connections"] = [ours._pool.connections()]
+    finally:
+        plain_manager.shutdown()
+        if aio_manager is not None:
+            aio_manager.shutdown()
+    return results
+
+
+def run(quick: bool = False) -> str:
+    global CALLS, SLOW_CALLS, ROUNDS
+    if quick:
+        CALLS, SLOW_CALLS, ROUNDS = 1_000, 200, 1
+    rows = []
+    for loop_name, factory in loop_factories().items():
+        with asyncio.Runner(loop_factory=factory) as runner:
+            results = runner.run(_measure())
+            runner.run(toolkit.shutdown_default_executors())
+        ours = median(results["toolkit"])
+        stdlib = median(results["stdlib"])
+        rows.append([loop_name, "toolkit: await d.get(k)", f"{ours:,.0f}/s", "", "0"])
+        rows.append(
+            [
+                loop_name,
+                "stdlib proxy: d.get(k), blocking",
+                f"{stdlib:,.0f}/s",
+                f"{ours / stdlib:.2f}x",
+                "0",
+            ]
+        )
+        if "aioprocessing" in results:
+            aio = median(results["aioprocessing"])
+            rows.append(
+                [
+                    loop_name,
+                    "aioprocessing AioManager dict: await run_in_executor(None, d.get, k)",
+                    f"{aio:,.0f}/s",
+                    f"{ours / aio:.2f}x",
+                    "executor",
+                ]
+            )
+        concurrent = sorted(results["toolkit 100"])[len(results["toolkit 100"]) // 2]
+        threaded = sorted(results["to_thread 100"])[len(results["to_thread 100"]) // 2]
+        rows.append(
+            [
+                loop_name,
+                f"toolkit: {CALLERS} coroutines at once ({results['connections'][0]} connections)",
+                f"{concurrent[0]:,.0f}/s",
+                f"{concurrent[0] / ours:.2f}x its sequential rate",
+                f"+{concurrent[1]}",
+            ]
+        )
+        rows.append(
+            [
+                loop_name,
+                f"stdlib proxy, {CALLERS} coroutines: await asyncio.to_thread(d.get, k)",
+                f"{threaded[0]:,.0f}/s",
+                f"{concurrent[0] / threaded[0]:.2f}x",
+                f"+{threaded[1]}",
+            ]
+        )
+    return table(
+        f"Managers: dict.get round trips ({CALLS:,} calls per round, median of {ROUNDS} rounds)",
+        ["loop", "mechanism", "rate", "toolkit is", "threads added"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    multiprocessing.freeze_support()
+    print(run())
