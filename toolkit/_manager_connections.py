@@ -297,17 +297,19 @@ class Pipeline:
         while self._sending is not None:  # a large request is going out: ours goes after it
             await asyncio.shield(self._sending)
         channel = self.channel
-        future: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
-        self.waiting.append(future)
+        waiting = self.waiting
         rest = channel._send_nowait(data)
+        if rest is None and alone and not waiting:
+            # The only call in flight: its reply is the next message. No other
+            # coroutine runs before the future below exists, so order holds.
+            reply = channel._take(wait=True)
+            if reply is not None:
+                return reply
+        future: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+        waiting.append(future)
         if rest is not None:
             sending = self._sending = asyncio.ensure_future(channel._send_rest(rest))
             sending.add_done_callback(self._sent)
-        elif alone and self._reader is None and len(self.waiting) == 1:
-            reply = channel._take(wait=True)
-            if reply is not None:
-                self.waiting.popleft()
-                return reply
         if self._reader is None:
             self._reader = asyncio.ensure_future(self._read())
         return await future
