@@ -151,6 +151,23 @@ async def test_manager_blocking_call_does_not_stall_other_calls() -> None:
         assert sorted(await asyncio.gather(*getters)) == [0, 1, 2]
 
 
+async def test_manager_many_blocked_getters_share_one_connection() -> None:
+    async with toolkit.Manager() as m:
+        q = await m.Queue()
+        event = await m.Event()
+        getters = [asyncio.ensure_future(q.get(timeout=30)) for _ in range(500)]
+        waiters = [asyncio.ensure_future(event.wait(timeout=30)) for _ in range(500)]
+        await q.qsize()
+        await _wait_until(lambda: _opened(q, 3))
+        await asyncio.sleep(0.1)
+        assert q._pool.connections() <= 4  # not one per waiting coroutine
+        for i in range(500):
+            await q.put(i)
+        await event.set()
+        assert sorted(await asyncio.gather(*getters)) == list(range(500))
+        assert all(await asyncio.gather(*waiters))
+
+
 # --- queues --------------------------------------------------------------------------------------
 
 
@@ -429,7 +446,8 @@ async def test_manager_killed_fails_pending_and_later_calls_fast() -> None:
     d = await m.dict()
     pending = [asyncio.ensure_future(q.get()) for _ in range(40)]
     pending += [asyncio.ensure_future(lock.acquire()) for _ in range(10)]
-    await _wait_until(lambda: _opened(d, 45))
+    # The 40 getters share one server-side get, the 10 acquirers one acquire.
+    await _wait_until(lambda: _opened(d, 3))
     assert m.is_alive()
     started = time.monotonic()
     assert m.pid is not None

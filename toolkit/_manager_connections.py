@@ -52,6 +52,7 @@ import select
 import socket
 import struct
 import threading
+import weakref
 from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,10 @@ from ._executors import to_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+    from typing import TypeAlias
+
+    # Undoes what a call did for a caller that left: (a connection, the call's result).
+    OnLate: TypeAlias = "Callable[[Channel, Any], Awaitable[None]]"
 
 # typeshed lacks dispatch.
 _dispatch: Any = multiprocessing.managers.dispatch  # type: ignore[attr-defined]
@@ -84,6 +89,10 @@ SLICE = 0.25
 # proxy; this makes them faster than it (docs/benchmarks.md). The loop is held
 # at most this long per call, and never while other calls are in flight.
 BRIEF_WAIT = 100e-6
+
+# A wait line's server call ends this long before its last waiter's deadline:
+# more than a round trip, so its "nothing came" is back before that deadline.
+_MARGIN = 0.01
 
 # At most this many calls wait on one shared connection; more wait their turn.
 _DEPTH = 64
@@ -280,19 +289,26 @@ class Pipeline:
     on the pipeline reads its reply itself, first in a brief blocking wait.
     """
 
-    __slots__ = ("_reader", "_sending", "channel", "waiting")
+    __slots__ = ("_late", "_reader", "_sending", "channel", "waiting")
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, late: Callable[[OnLate, Any], None]) -> None:
         self.channel = channel
-        self.waiting: collections.deque[asyncio.Future[tuple[str, Any]]] = collections.deque()
+        # In request order: each caller's future, and what undoes its call if it left.
+        self.waiting: collections.deque[tuple[asyncio.Future[tuple[str, Any]], OnLate | None]] = (
+            collections.deque()
+        )
+        self._late = late  # runs a compensation (the pool's: on a connection of its own)
         self._reader: asyncio.Task[None] | None = None
         self._sending: asyncio.Future[None] | None = None
 
-    async def call(self, data: bytes, *, alone: bool) -> tuple[str, Any]:
+    async def call(
+        self, data: bytes, *, alone: bool, on_late: OnLate | None = None
+    ) -> tuple[str, Any]:
         """Send a framed request, return its reply.
 
         Cancellation:
-            Safe: the reply is read in turn and dropped.
+            Safe: the reply is read in turn; if the call did something
+            (a ``#RETURN``), on_late undoes it, else it is dropped.
         """
         while self._sending is not None:  # a large request is going out: ours goes after it
             await asyncio.shield(self._sending)
@@ -306,7 +322,7 @@ class Pipeline:
             if reply is not None:
                 return reply
         future: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
-        waiting.append(future)
+        waiting.append((future, on_late))
         if rest is not None:
             sending = self._sending = asyncio.ensure_future(channel._send_rest(rest))
             sending.add_done_callback(self._sent)
@@ -326,13 +342,15 @@ class Pipeline:
                 if reply is None:
                     await wait_readable(channel._fd)
                     continue
-                future = waiting.popleft()
-                if not future.done():  # a cancelled caller's reply is dropped
+                future, on_late = waiting.popleft()
+                if not future.done():
                     future.set_result(reply)
+                elif on_late is not None and reply[0] == "#RETURN":
+                    self._late(on_late, reply[1])  # its caller left: undo what it did
         except BaseException as exc:  # noqa: BLE001 - broken or closed: every caller hears it
             error = exc if not isinstance(exc, asyncio.CancelledError) else ClosedError()
             while waiting:
-                future = waiting.popleft()
+                future, _ = waiting.popleft()
                 if not future.done():
                     future.set_exception(error)
         finally:
@@ -342,6 +360,138 @@ class Pipeline:
         self.channel.close()
         if self._reader is not None:
             self._reader.cancel()
+
+
+class WaitLine:
+    """This process's waiters on one blocking server call, served by one call at a time.
+
+    However many coroutines wait for a queue item, a lock or an event, one
+    call waits on the server for all of them (on a connection of its own, in
+    slices), and its result goes to the first waiter still there, or to all
+    of them (broadcast, an event). A result nobody is left to take is given
+    back (``unclaimed``: a queue item put back, a lock released). So blocked
+    callers cost a future each, not a connection and a server thread each.
+
+    Slices end before the last waiter's deadline (by _MARGIN, more than a
+    round trip), so a waiter that times out leaves no call behind on the
+    server to take an item for nobody; only a cancelled one can.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        attempt: Callable[[Channel, float], Awaitable[tuple[bool, Any]]],
+        unclaimed: Callable[[Channel, Any], Awaitable[None]] | None = None,
+        *,
+        broadcast: bool = False,
+    ) -> None:
+        self._pool = pool
+        self._attempt = attempt
+        self._unclaimed = unclaimed
+        self._broadcast = broadcast
+        self._futures: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._deadlines: dict[asyncio.Future[Any], float | None] = {}
+        self._changed: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def waiting(self) -> bool:
+        """Tell whether some coroutine of this process waits here."""
+        return any(not future.done() for future in self._futures)
+
+    async def wait(self, timeout: float | None) -> Any:
+        """Wait for a result, up to timeout seconds.
+
+        Raises:
+            TimeoutError: none came in time.
+
+        Cancellation:
+            Safe: a result handed over as the waiter left goes to the next
+            one, or is given back.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._futures.append(future)
+        self._deadlines[future] = None if timeout is None else loop.time() + timeout
+        future.add_done_callback(self._forget)
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        if self._task is None:
+            self._task = self._pool.background(self._serve())
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except BaseException:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                if not self._broadcast:
+                    self._hand_over(future.result())  # ours came just as we left
+            else:
+                future.cancel()
+            raise
+
+    def _forget(self, future: asyncio.Future[Any]) -> None:
+        self._deadlines.pop(future, None)
+
+    def _slice(self) -> float | None:
+        """How long the next server call may wait; None: only waiters about to time out."""
+        deadlines = self._deadlines.values()
+        if not deadlines or None in deadlines:
+            return SLICE
+        remaining = max(d for d in deadlines if d is not None) - asyncio.get_running_loop().time()
+        return min(SLICE, remaining - _MARGIN) if remaining > _MARGIN else None
+
+    def _hand_over(self, result: Any) -> None:
+        futures = self._futures
+        while futures:
+            future = futures.popleft()
+            if not future.done():
+                future.set_result(result)
+                return
+        if self._unclaimed is not None:
+            self._pool.background(self._give_back(result))
+
+    async def _give_back(self, result: Any) -> None:
+        assert self._unclaimed is not None
+        async with self._pool.dedicated() as channel:
+            await self._unclaimed(channel, result)
+
+    async def _serve(self) -> None:
+        try:
+            async with self._pool.dedicated() as channel:
+                while self.waiting():
+                    timeout = self._slice()
+                    if timeout is None:
+                        await self._until_changed()
+                        continue
+                    ready, result = await self._attempt(channel, timeout)
+                    if not ready:
+                        continue
+                    if self._broadcast:
+                        futures, self._futures = self._futures, collections.deque()
+                        for future in futures:
+                            if not future.done():
+                                future.set_result(result)
+                    elif self.waiting():
+                        self._hand_over(result)
+                    elif self._unclaimed is not None:
+                        await self._unclaimed(channel, result)
+        except BaseException as exc:  # noqa: BLE001 - every waiter hears why (the pool failed)
+            error = self._pool.error_for(exc)
+            for future in self._futures:
+                if not future.done():
+                    future.set_exception(error)
+        finally:
+            self._futures = collections.deque(f for f in self._futures if not f.done())
+            self._task = None
+            if self._futures:  # came after the last check: serve them
+                self._task = self._pool.background(self._serve())
+
+    async def _until_changed(self) -> None:
+        """Let the waiters left time out, unless a new one comes first (a timer, not a poll)."""
+        deadlines = [d for d in self._deadlines.values() if d is not None]
+        changed = self._changed = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(max(deadlines, default=0.0)):
+                await changed
 
 
 def _send_rest(sock: socket.socket, rest: memoryview) -> None:
@@ -372,6 +522,10 @@ class ConnectionPool:
         self._opening: asyncio.Future[None] | None = None
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._drains: set[asyncio.Task[None]] = set()
+        # Weak: an idle line holds nothing; one in use is held by its waiters.
+        self._lines: weakref.WeakValueDictionary[tuple[str, str], WaitLine] = (
+            weakref.WeakValueDictionary()
+        )
         self._in_flight = 0
         self._error: BaseException | None = None
         self._pid = os.getpid()
@@ -413,6 +567,14 @@ class ConnectionPool:
             error.__cause__ = cause
         return error
 
+    def error_for(self, exc: BaseException) -> BaseException:
+        """What a waiter hears when the call serving it ended with exc."""
+        if self._error is not None:
+            return _copy(self._error)
+        if isinstance(exc, asyncio.CancelledError):
+            return ClosedError("the manager's connections were closed")
+        return exc
+
     def translate(self, exc: BaseException) -> BaseException:
         """The error a caller sees for a broken connection; the pool fails with it.
 
@@ -433,12 +595,14 @@ class ConnectionPool:
         method: str,
         args: tuple[Any, ...] = (),
         kwds: dict[str, Any] | None = None,
+        *,
+        on_late: OnLate | None = None,
     ) -> tuple[str, Any]:
         """Call a method of a shared object on one of the shared connections.
 
         Cancellation:
-            Safe: the reply is read in turn and dropped (ordinary calls need
-            no compensation).
+            Safe: the reply is read in turn; on_late undoes a call that
+            succeeded for a caller that left (a queue item put back).
         """
         data = _dumps(ident, method, args, kwds)
         pipeline = self._pick()
@@ -446,7 +610,7 @@ class ConnectionPool:
             pipeline = await self._pipeline()
         self._in_flight += 1
         try:
-            return await pipeline.call(data, alone=self._in_flight == 1)
+            return await pipeline.call(data, alone=self._in_flight == 1, on_late=on_late)
         except _CONNECTION_ERRORS as exc:
             raise self.translate(exc) from None
         finally:
@@ -493,7 +657,14 @@ class ConnectionPool:
 
     async def _open_shared(self) -> None:
         channel = self._idle.pop() if self._idle else await self._open()
-        self._shared.append(Pipeline(channel))
+        self._shared.append(Pipeline(channel, self._late))
+
+    def _late(self, on_late: OnLate, result: Any) -> None:
+        self.background(self._compensate(on_late, result))
+
+    async def _compensate(self, on_late: OnLate, result: Any) -> None:
+        async with self.dedicated() as channel:
+            await on_late(channel, result)
 
     def _opened(self, opening: asyncio.Future[None]) -> None:
         self._opening = None
@@ -585,12 +756,31 @@ class ConnectionPool:
         self._all.add(channel)
         self._idle.append(channel)
 
+    def line(
+        self,
+        key: tuple[str, str],
+        attempt: Callable[[Channel, float], Awaitable[tuple[bool, Any]]],
+        unclaimed: Callable[[Channel, Any], Awaitable[None]] | None = None,
+        *,
+        broadcast: bool = False,
+    ) -> WaitLine:
+        """This process's wait line for one blocking call on one object (made on first use)."""
+        line = self._lines.get(key)
+        if line is None:
+            line = self._lines[key] = WaitLine(self, attempt, unclaimed, broadcast=broadcast)
+        return line
+
+    def background(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        """Run work in a task that closing the pool cancels and waits for."""
+        task = asyncio.ensure_future(work)
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+        return task
+
     def release_channel(self, channel: Channel) -> None:
         """Return a channel; one that still owes replies is settled in the background first."""
         if channel.owes and not channel.closed:
-            task = asyncio.ensure_future(self._drain(channel))
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
+            self.background(self._drain(channel))
             return
         self._put_back(channel)
 

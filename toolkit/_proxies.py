@@ -39,7 +39,7 @@ from ._manager_connections import SLICE, Channel, ConnectionPool, pool_for, serv
 from ._validate import check_timeout
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
     from types import TracebackType
     from typing import Self
 
@@ -176,15 +176,25 @@ class BaseProxy:
         )
 
     async def _callmethod(
-        self, methodname: str, args: tuple[Any, ...] = (), kwds: dict[str, Any] | None = None
+        self,
+        methodname: str,
+        args: tuple[Any, ...] = (),
+        kwds: dict[str, Any] | None = None,
+        *,
+        on_late: Callable[[Channel, Any], Awaitable[None]] | None = None,
     ) -> Any:
         """Call a method of the referent and return a copy of the result (as the stdlib).
 
+        Args:
+            on_late: undoes the call if it succeeded after its caller left.
+
         Cancellation:
             The call may still happen on the server; its reply is read and
-            dropped, never handed to another caller.
+            dropped (or undone by on_late), never handed to another caller.
         """
-        kind, result = await self._pool.call(self._token.id, methodname, args, kwds)
+        kind, result = await self._pool.call(
+            self._token.id, methodname, args, kwds, on_late=on_late
+        )
         return self._result(kind, result)
 
     async def _request(
@@ -444,26 +454,36 @@ class QueueProxy(BaseProxy):
     async def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return an item, waiting up to timeout seconds (None: forever).
 
+        Every getter of this process waiting on this queue shares one
+        server-side get (one connection), whatever their number.
+
         Raises:
             QueueEmpty: no item came in time (also ``queue.Empty``).
 
         Cancellation:
-            Safe: an item the server removed for a getter that was cancelled
-            is put back into the queue (at its end).
+            Safe: an item the server gave for a getter that left goes to the
+            next getter of this process, or back into the queue (at its end).
         """
         timeout = check_timeout(timeout)
-        if not block or timeout == 0:
-            return await self.get_nowait()
-        deadline = _deadline(timeout)
-        async with self._pool.dedicated() as channel:
-            while True:
-                try:
-                    return await self._request(
-                        channel, "get", (True, _slice(deadline)), on_late=self._put_back
-                    )
-                except queue.Empty:
-                    if _expired(deadline):
-                        raise QueueEmpty from None
+        line = self._pool.line((self._token.id, "get"), self._get_slice, self._put_back)
+        if not block or timeout == 0 or not line.waiting():
+            try:
+                return await self._callmethod("get", (False,), on_late=self._put_back)
+            except queue.Empty:
+                if not block or timeout == 0:
+                    raise QueueEmpty from None
+        try:
+            return await line.wait(timeout)
+        except TimeoutError:
+            raise QueueEmpty from None
+
+    async def _get_slice(self, channel: Channel, timeout: float) -> tuple[bool, Any]:
+        try:
+            return True, await self._request(
+                channel, "get", (True, timeout), on_late=self._put_back
+            )
+        except queue.Empty:
+            return False, None
 
     async def _put_back(self, channel: Channel, item: Any) -> None:
         await self._pool.request(channel, self._token.id, "put", (item,))
@@ -475,7 +495,7 @@ class QueueProxy(BaseProxy):
             QueueEmpty: there is none.
         """
         try:
-            return await self._callmethod("get", (False,))
+            return await self._callmethod("get", (False,), on_late=self._put_back)
         except queue.Empty:
             raise QueueEmpty from None
 
@@ -548,12 +568,28 @@ class AcquirerProxy(BaseProxy):
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Acquire, waiting up to timeout seconds (None: forever); tell whether it was.
 
+        Every waiter of this process shares one server-side acquire (one
+        connection); what it acquires goes to the first waiter still there.
+
         Cancellation:
-            Safe: an acquisition the server made for a cancelled caller is released.
+            Safe: an acquisition the server made for a waiter that left goes
+            to the next waiter of this process, or is released.
         """
         timeout = check_timeout(timeout, negative_is_zero=True)
-        async with self._pool.dedicated() as channel:
-            return await self._acquire_on(channel, blocking, timeout)
+        line = self._pool.line((self._token.id, "acquire"), self._acquire_slice, self._unlock)
+        if not blocking or timeout == 0 or not line.waiting():
+            if await self._callmethod("acquire", (False,), on_late=self._unlock):
+                return True
+            if not blocking or timeout == 0:
+                return False
+        try:
+            return bool(await line.wait(timeout))
+        except TimeoutError:
+            return False
+
+    async def _acquire_slice(self, channel: Channel, timeout: float) -> tuple[bool, Any]:
+        acquired = await self._request(channel, "acquire", (True, timeout), on_late=self._unlock)
+        return bool(acquired), True
 
     async def _acquire_on(self, channel: Channel, blocking: bool, timeout: float | None) -> bool:
         if not blocking or timeout == 0:
@@ -714,17 +750,25 @@ class EventProxy(BaseProxy):
     async def wait(self, timeout: float | None = None) -> bool:
         """Wait until the event is set or timeout seconds pass; tell whether it is set.
 
+        Every waiter of this process shares one server-side wait (one connection).
+
         Cancellation:
             Safe: nothing is taken.
         """
         timeout = check_timeout(timeout)
-        deadline = _deadline(timeout)
-        async with self._pool.dedicated() as channel:
-            while True:
-                if await self._request(channel, "wait", (_slice(deadline),)):
-                    return True
-                if _expired(deadline):
-                    return False
+        if await self._callmethod("is_set"):
+            return True
+        if timeout == 0:
+            return False
+        line = self._pool.line((self._token.id, "wait"), self._wait_slice, broadcast=True)
+        try:
+            return bool(await line.wait(timeout))
+        except TimeoutError:
+            return False
+
+    async def _wait_slice(self, channel: Channel, timeout: float) -> tuple[bool, Any]:
+        is_set = bool(await self._request(channel, "wait", (timeout,)))
+        return is_set, is_set
 
 
 class BarrierProxy(BaseProxy):
