@@ -3,38 +3,45 @@
 Theory of operation
 -------------------
 A ``multiprocessing`` manager server serves each connection with one thread
-that answers one request at a time: ``(ident, method, args, kwds)`` in,
+that reads requests one after another: ``(ident, method, args, kwds)`` in,
 ``(kind, result)`` out, in ``multiprocessing.connection``'s framing (a
 4-byte big-endian length, then the pickle). The stdlib's proxies block a
-thread per call on that reply. Here a call is a write on one of a few
-pooled connections and an await on its descriptor's readiness::
+thread per call on that reply. Here::
 
-    coroutine ─┐  checkout   ┌ channel ── socket ──▶ server thread 1
-    coroutine ─┼──────────── ┼ channel ── socket ──▶ server thread 2
-    coroutine ─┘  (FIFO when └ ...  at most `size` for ordinary calls
-                   all busy)
-    blocking call (q.get, acquire, wait): a dedicated channel outside the
-    bound, made in slices (get(timeout=0.25) until it succeeds), so it never
-    holds up ordinary calls and never stays blocked long after its caller left.
+    ordinary calls (d.get, l.append, q.put_nowait...)
+      coroutine ─┐                ┌ Pipeline ── socket ──▶ server thread 1
+      coroutine ─┼─ fewest waiting┼ Pipeline ── socket ──▶ server thread 2
+      coroutine ─┘  (<= `size`)   └ ...   requests back to back, replies in
+                                          order; one reader task hands them out
+    blocking calls (q.get, acquire, event wait)
+      waiters of one object ── WaitLine ── one call at a time, in slices,
+                                          on a connection of its own
 
-The sockets are this process's own (opened here, never shared), so they are
-read without blocking; readiness comes through _bridge like every other
-descriptor. Opening one (connect, then the HMAC handshake, whose details
-vary across Python versions) runs the stdlib's own code in a helper thread:
-once per pooled connection, never per call. Object creation and reference
-counting are the server's "public" calls, which it accepts only as the first
-request of a fresh connection, so they open one each, as the stdlib does.
+* A call is a write and an await on the socket's readiness (_bridge): no
+  thread per call, none per waiter. A call alone in flight reads its reply
+  itself, in a blocking read bounded by BRIEF_WAIT (see there).
+* Blocking calls never hold up ordinary ones: they wait on connections of
+  their own, and all of this process's waiters on one object share one
+  server-side call (WaitLine), so connections and server threads grow with
+  the objects waited on, not with the waiters.
 
-Cancellation: a channel keeps, in order, every reply it still owes. A caller
-cancelled after its request went out leaves its slot in that line, with a
-compensation (a late queue item is put back, a late lock acquisition is
-released); the reply is read and compensated before the channel serves
-anyone else, so a reply never reaches the wrong caller and a channel is never
-reused half-read.
+The sockets are this process's own (opened here, never shared). Opening one
+(connect, then the HMAC handshake, whose details vary across Python
+versions) runs the stdlib's own code in a helper thread: once per
+connection, never per call. Creating an object and counting references are
+the server's own functions, which it accepts only as the first request of a
+fresh connection: one each, as the stdlib does.
+
+Cancellation: replies are read in order whatever happens to their callers,
+so a reply never reaches the wrong caller and a connection is never reused
+half-read. A call that did something for a caller who left is undone: a
+queue item goes to the next waiter of this process or back into the queue,
+a lock acquired for nobody is handed on or released.
 
 A server that dies closes its sockets: every pending read ends with EOF (an
 owned manager's process sentinel is watched too, in case a child of the
-server inherited the sockets) and becomes ``ManagerDiedError``.
+server inherited the sockets) and the whole pool fails with
+``ManagerDiedError``.
 """
 
 from __future__ import annotations
@@ -76,7 +83,7 @@ _HEADER = struct.Struct("!i")
 _LONG = struct.Struct("!Q")
 
 # A server-side blocking call (queue get, lock acquire, event wait) is made in
-# slices this long, so a call whose awaiter was cancelled ends soon on the
+# slices this long, so one made for waiters that all left ends soon on the
 # server and its connection comes back.
 SLICE = 0.25
 
@@ -328,7 +335,15 @@ class Pipeline:
             sending.add_done_callback(self._sent)
         if self._reader is None:
             self._reader = asyncio.ensure_future(self._read())
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # Cancelled after the reader handed the reply over: undo it here.
+            if future.done() and not future.cancelled() and on_late is not None:
+                kind, result = future.result()
+                if kind == "#RETURN":
+                    self._late(on_late, result)
+            raise
 
     def _sent(self, sending: asyncio.Future[None]) -> None:
         if self._sending is sending:
@@ -507,9 +522,10 @@ def _send_rest(sock: socket.socket, rest: memoryview) -> None:
 class ConnectionPool:
     """The connections of one process to one manager server.
 
-    Ordinary calls share at most ``size`` connections (FIFO beyond that);
-    calls that block on the server take a dedicated one outside that bound.
-    At most ``size`` idle connections are kept.
+    Ordinary calls share at most ``size`` pipelined connections (past
+    _DEPTH calls waiting on each, callers wait their turn). Blocking calls
+    take a connection of their own outside that bound: one per wait line,
+    per RLock held, per barrier wait. At most ``size`` idle ones are kept.
     """
 
     def __init__(self, address: Any, authkey: bytes, size: int = 4) -> None:
@@ -627,7 +643,10 @@ class ConnectionPool:
                 best = pipeline
         if best is not None and best.waiting and len(self._shared) < self.size:
             self._grow()  # busy: open another one for later callers, meanwhile queue here
-        if best is None or len(best.waiting) >= _DEPTH or self._waiters:
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # cancelled while waiting for room
+            waiters.popleft()
+        if best is None or len(best.waiting) >= _DEPTH or waiters:
             return None
         return best
 
@@ -640,7 +659,12 @@ class ConnectionPool:
             else:
                 waiter = asyncio.get_running_loop().create_future()
                 self._waiters.append(waiter)
-                await waiter
+                try:
+                    await waiter
+                except asyncio.CancelledError:
+                    if waiter.done() and not waiter.cancelled():
+                        self._wake()  # woken as we left: pass it on
+                    raise
             self.check()
             pipeline = self._pick_any()
             if pipeline is not None:
@@ -798,10 +822,12 @@ class ConnectionPool:
         self._put_back(channel)
 
     def _wake(self) -> None:
-        if self._waiters:
+        """Let the first caller still waiting for room try again."""
+        while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                return
 
     async def _drain(self, channel: Channel) -> None:
         try:

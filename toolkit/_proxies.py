@@ -13,14 +13,15 @@ gives it back (``decref``, from a helper thread) when it is garbage
 collected; a proxy rebuilt in another process holds the stdlib proxy it was
 rebuilt from (``.sync``), which counts itself, as the stdlib does.
 
-Blocking methods (a queue's ``get``, ``acquire``, ``wait``) run on a
-connection of their own, in slices (_manager_connections.SLICE), so a
-cancelled call leaves the server within a slice; a reply that comes after
-its caller was cancelled is compensated: a queue item goes back into the
-queue, a lock acquired for nobody is released. An RLock is owned by a
-server thread, that is by a connection: a task holding one keeps its
-connection until it releases it, and ``Condition.wait``/``notify`` go
-through it.
+Blocking methods try the non-blocking call first; if it would block, the
+coroutine joins its process's wait line for that object (a queue's
+``get``, a lock's ``acquire``, an event's ``wait``): one server-side call,
+in slices, serves every waiter (_manager_connections.WaitLine). What the
+server did for a caller that left is undone: a queue item goes to the next
+getter or back into the queue, a lock acquired for nobody is handed on or
+released. An RLock belongs to a server thread, that is to a connection: a
+task holding one keeps its connection until its last release, and
+``Condition.wait``/``notify`` go through it.
 """
 
 from __future__ import annotations
