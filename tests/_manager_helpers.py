@@ -91,3 +91,15 @@ class Counter:
 
 def exit_now() -> None:
     sys.exit(3)
+
+
+def fork_child_awaits(d: Any, q: Any) -> None:
+    """A fork child: inherited proxies, awaited from its own loop on its own connections."""
+    import toolkit
+
+    async def main() -> None:
+        for i in range(50):
+            await d.setitem(("child", i), i)
+        await q.put("child done")
+
+    toolkit.run(main())

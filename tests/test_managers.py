@@ -388,6 +388,42 @@ async def test_manager_event_and_barrier() -> None:
         await barrier.reset()
 
 
+async def test_manager_condition_over_a_shared_lock_and_nested_proxies() -> None:
+    async with toolkit.Manager() as m:
+        lock = await m.Lock()
+        cond = await m.Condition(lock)
+        async with cond:
+            assert not await cond.wait(timeout=0.01)
+        d = await m.dict()
+        q = await m.Queue()
+        await d.setitem("queue", q)  # a proxy stored in a shared dict
+        again = await d.getitem("queue")
+        assert isinstance(again, type(q))
+        await again.put("through the stored proxy")
+        assert await q.get(timeout=5) == "through the stored proxy"
+        with pytest.raises(TypeError):
+            await d.setitem("bad", threading.Lock())  # unpicklable: fails at the call
+        assert await d.get("queue") is not None  # the connection is still in step
+
+
+async def test_manager_fork_child_uses_its_own_connections() -> None:
+    fork = multiprocessing.get_context("fork")
+    async with toolkit.Manager() as m:
+        d = await m.dict()
+        q = await m.Queue()
+        await d.setitem("parent", 0)  # the parent's connections exist before the fork
+        async with toolkit.Process(
+            target=helpers.fork_child_awaits, args=(d, q), context=fork
+        ) as child:
+            for i in range(50):
+                await d.setitem(("parent", i), i)
+            assert await q.get(timeout=30) == "child done"
+            await child.join()
+        assert child.exitcode == 0
+        copy = await d.copy()
+        assert all(copy[("child", i)] == i and copy[("parent", i)] == i for i in range(50))
+
+
 # --- custom types --------------------------------------------------------------------------------
 
 

@@ -520,9 +520,7 @@ class Manager(BaseManager):
 
     async def Condition(self, lock: Any = None) -> ConditionProxy:
         """A shared ``threading.Condition`` (over a shared lock, or a new RLock)."""
-        args = (
-            () if lock is None else (lock._stdlib_proxy() if isinstance(lock, BaseProxy) else lock,)
-        )
+        args = () if lock is None else (lock,)  # a proxy reaches the server as its referent's
         return await self._create("Condition", *args)  # type: ignore[no-any-return]
 
     async def Event(self) -> EventProxy:

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import multiprocessing.managers
+import os
 import queue
 import weakref
 from multiprocessing.context import get_spawning_popen
@@ -66,8 +68,8 @@ __all__ = [
 
 def _decref(pool: ConnectionPool, ident: str) -> None:
     """Give a reference back to the server (a finalizer: any thread, never the loop)."""
-    if pool.closed:
-        return  # shut down or dead: nothing left to count
+    if pool.closed or pool.pid != os.getpid():
+        return  # shut down or dead, or a fork child's copy: not ours to give back
 
     def job() -> None:
         with contextlib.suppress(Exception):  # the server may be gone: nothing to give back
@@ -89,7 +91,7 @@ class BaseProxy:
     _exposed_: ClassVar[tuple[str, ...] | None] = None
     _sync_type_: ClassVar[Any] = managers.AutoProxy
 
-    _pool: ConnectionPool
+    _pool_: ConnectionPool
     _token: Any  # multiprocessing.managers.Token
     _exposed: tuple[str, ...]
     _sync_type: Any
@@ -109,7 +111,7 @@ class BaseProxy:
     ) -> Self:
         """Wrap a reference the server just counted for us (a create, or a #PROXY reply)."""
         self = cls.__new__(cls)
-        self._pool = pool
+        self._pool_ = pool
         self._token = token
         self._exposed = tuple(exposed)
         self._sync_type = sync_type
@@ -121,11 +123,11 @@ class BaseProxy:
         return self
 
     @classmethod
-    def _from_sync(cls, sync: Any, sync_type: Any) -> Self:
+    def _from_sync(cls, sync: Any, sync_type: Any, pool: ConnectionPool | None = None) -> Self:
         """Wrap a stdlib proxy (rebuilt from a pickle): it holds the reference."""
         self = cls.__new__(cls)
         token = sync._token
-        self._pool = pool_for(token.address, bytes(sync._authkey))
+        self._pool_ = pool or pool_for(token.address, bytes(sync._authkey))
         self._token = token
         self._exposed = tuple(getattr(sync, "_exposed_", ()) or ())
         self._sync_type = sync_type
@@ -137,6 +139,14 @@ class BaseProxy:
 
     def _setup(self) -> None:
         """Per-type state (subclasses)."""
+
+    @property
+    def _pool(self) -> ConnectionPool:
+        """This process's connections to the server (a fork child opens its own)."""
+        pool = self._pool_
+        if pool.pid != os.getpid():
+            pool = self._pool_ = pool_for(pool.address, pool.authkey)
+        return pool
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         kwds: dict[str, Any] = {}
@@ -167,14 +177,6 @@ class BaseProxy:
                 exposed=self._exposed,
             )
         return self._sync
-
-    def _stdlib_proxy(self) -> Any:
-        """A stdlib proxy of the referent that counts no reference (to pass to the server)."""
-        if self._sync is not None:
-            return self._sync
-        return self._sync_type(
-            self._token, "pickle", authkey=self._pool.authkey, exposed=self._exposed, incref=False
-        )
 
     async def _callmethod(
         self,
@@ -213,6 +215,8 @@ class BaseProxy:
 
     def _result(self, kind: str, result: Any) -> Any:
         if kind == "#RETURN":
+            if isinstance(result, managers.BaseProxy):
+                return self._awaitable(result)  # a shared object held by this one
             return result
         if kind == "#PROXY":
             exposed, token = result
@@ -223,6 +227,12 @@ class BaseProxy:
             )
         raise managers.convert_to_error(kind, result)
 
+    def _awaitable(self, sync: Any) -> BaseProxy:
+        """The awaitable proxy of a stdlib proxy that came back from the server."""
+        proxytype = self._types.get(sync._token.typeid, AutoProxy)
+        sync_type = managers.AutoProxy if getattr(sync, "_isauto", False) else type(sync)
+        return proxytype._from_sync(sync, sync_type, self._pool)
+
     async def copy(self) -> Any:
         """Return a plain local copy of the referent."""
         return self._plain(await self._callmethod("#GETVALUE"))
@@ -231,8 +241,14 @@ class BaseProxy:
         return value
 
 
-def _rebuild(cls: type[BaseProxy], sync_type: Any, token: Any, kwds: dict[str, Any]) -> BaseProxy:
+def _rebuild(cls: type[BaseProxy], sync_type: Any, token: Any, kwds: dict[str, Any]) -> Any:
     sync = managers.RebuildProxy(sync_type, token, "pickle", kwds)
+    server = getattr(multiprocessing.current_process(), "_manager_server", None)
+    if server is not None and server.address == token.address:
+        # Inside the server itself (a proxy passed to a method, stored in a dict):
+        # the stdlib's proxy, as the stdlib makes it, for the server's own code
+        # and for plain clients that read it back.
+        return sync
     return cls._from_sync(sync, sync_type)
 
 
