@@ -93,6 +93,23 @@ def exit_now() -> None:
     sys.exit(3)
 
 
+def make_counter_proxy_type() -> Any:
+    """A toolkit proxy type with methods of its own (imported lazily: the server needs none)."""
+    import toolkit
+
+    class CounterProxy(toolkit.BaseProxy):
+        _exposed_ = ("add", "get")
+
+        async def add(self, n: int = 1) -> int:
+            return await self._callmethod("add", (n,))  # type: ignore[no-any-return]
+
+        async def twice(self) -> int:
+            await self.add()
+            return await self.add()
+
+    return CounterProxy
+
+
 def fork_child_awaits(d: Any, q: Any) -> None:
     """A fork child: inherited proxies, awaited from its own loop on its own connections."""
     import toolkit

@@ -451,6 +451,39 @@ async def test_base_manager_register_custom_type(mp_context: BaseContext) -> Non
     assert not hasattr(toolkit.Manager, "Counter")  # registered on the subclass only
 
 
+class OwnProxyManager(toolkit.BaseManager):
+    pass
+
+
+OwnProxyManager.register("Counter", helpers.Counter, proxytype=helpers.make_counter_proxy_type())
+
+
+async def test_base_manager_register_a_toolkit_proxy_type() -> None:
+    async with OwnProxyManager() as m:
+        counter = await m.Counter(1)  # type: ignore[attr-defined]
+        assert await counter.twice() == 3
+        assert (await counter.copy()).count == 3  # the object itself, pickled
+        with pytest.raises(multiprocessing.managers.RemoteError, match="not in exposed"):
+            await counter._callmethod("fail")  # as the stdlib: the server refuses it
+        assert counter.sync.get() == 3
+
+
+async def test_toolkit_client_of_a_plain_stdlib_server() -> None:
+    plain = toolkit.get_context().Manager()  # the stdlib's SyncManager, its own server
+    try:
+        key = bytes(multiprocessing.current_process().authkey)
+        async with await toolkit.Manager.connect(plain.address, authkey=key) as m:
+            d = await m.dict(a=1)
+            await d.setitem("b", 2)
+            assert await d.copy() == {"a": 1, "b": 2}
+            q = await m.Queue()
+            await q.put("x")
+            assert await q.get(timeout=5) == "x"
+            del d, q
+    finally:
+        plain.shutdown()
+
+
 def test_base_manager_register_bad_input() -> None:
     with pytest.raises(ValueError, match="identifier"):
         CounterManager.register("not an identifier", dict)
