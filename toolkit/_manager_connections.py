@@ -143,7 +143,7 @@ class _Owed:
     __slots__ = ("on_late",)
 
     def __init__(self) -> None:
-        self.on_late: Callable[[Channel, Any], Awaitable[None]] | None = None
+        self.on_late: OnLate | None = None
 
 
 class Channel:
@@ -177,16 +177,16 @@ class Channel:
         self,
         data: bytes,
         *,
-        on_late: Callable[[Channel, Any], Awaitable[None]] | None = None,
-        brief_wait: bool = False,
+        on_late: OnLate | None = None,
     ) -> tuple[str, Any]:
         """Send one framed request (_dumps) and return its reply ``(kind, result)``.
+
+        For a connection used by one caller at a time (a wait line's, an
+        RLock holder's): ordinary calls go through a Pipeline.
 
         Args:
             on_late: run with the result if the reply comes after the caller
                 was cancelled (to undo what the server did for nobody).
-            brief_wait: wait for the reply in a blocking read, at most
-                BRIEF_WAIT, before yielding to the loop.
 
         Raises:
             EOFError, OSError: the connection broke.
@@ -204,7 +204,7 @@ class Channel:
         rest = self._send_nowait(data)
         if rest is not None:
             await self._send_rest(rest)
-        reply = self._take(wait=brief_wait)
+        reply = self._take()
         if reply is None:
             reply = await self._receive()
         self._owed.popleft()
@@ -258,29 +258,31 @@ class Channel:
                 if len(buffer) >= start + size:
                     data = bytes(memoryview(buffer)[start : start + size])
                     del buffer[: start + size]  # first: a bad reply must not stall the rest
-                    try:
-                        return pickle.loads(data)  # type: ignore[no-any-return]
-                    except Exception as exc:  # noqa: BLE001 - the caller of this reply raises it
-                        return "#ERROR", exc
-            if not self._read_some(wait):
+                    return _loads(data)
+            chunk = self._recv(wait)
+            if chunk is None:
                 return None
+            buffer += chunk
             wait = False
-
-    def _read_some(self, wait: bool) -> bool:
-        self._check_open()
-        try:
-            chunk = self._sock.recv(1 << 16, 0 if wait else socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
-        if not chunk:
-            raise EOFError("the manager closed the connection")
-        self._buffer += chunk
-        return True
 
     def _take_one(self, wait: bool) -> tuple[str, Any] | None:
         """_take, for the usual case: nothing buffered, one whole small reply in one read."""
         if self._buffer:
             return self._take(wait)
+        chunk = self._recv(wait)
+        if chunk is None:
+            return None
+        if len(chunk) >= 4 and _HEADER.unpack_from(chunk)[0] == len(chunk) - 4:
+            return _loads(memoryview(chunk)[4:])
+        self._buffer += chunk
+        return self._take()
+
+    def _recv(self, wait: bool) -> bytes | None:
+        """What the socket has (None: nothing), waiting up to BRIEF_WAIT if asked.
+
+        Raises:
+            EOFError: the server closed the connection.
+        """
         self._check_open()
         try:
             chunk = self._sock.recv(1 << 16, 0 if wait else socket.MSG_DONTWAIT)
@@ -288,13 +290,7 @@ class Channel:
             return None
         if not chunk:
             raise EOFError("the manager closed the connection")
-        if len(chunk) >= 4 and _HEADER.unpack_from(chunk)[0] == len(chunk) - 4:
-            try:
-                return pickle.loads(memoryview(chunk)[4:])  # type: ignore[no-any-return]
-            except Exception as exc:  # noqa: BLE001 - the caller of this reply raises it
-                return "#ERROR", exc
-        self._buffer += chunk
-        return self._take()
+        return chunk
 
     async def _receive(self) -> tuple[str, Any]:
         while True:
@@ -529,6 +525,14 @@ class WaitLine:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(max(deadlines, default=0.0)):
                 await changed
+
+
+def _loads(data: bytes | memoryview) -> tuple[str, Any]:
+    """A reply; one that cannot be unpickled becomes its own caller's error, nobody else's."""
+    try:
+        return pickle.loads(data)  # type: ignore[no-any-return]
+    except Exception as exc:  # noqa: BLE001 - raised by the caller of this reply
+        return "#ERROR", exc
 
 
 def _send_rest(sock: socket.socket, rest: memoryview) -> None:
