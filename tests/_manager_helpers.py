@@ -88,6 +88,12 @@ class Counter:
     def fail(self) -> None:
         raise LookupError("nothing here")
 
+    def slow(self, seconds: float) -> str:
+        import time
+
+        time.sleep(seconds)
+        return "slow"
+
 
 def exit_now() -> None:
     sys.exit(3)

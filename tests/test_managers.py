@@ -656,3 +656,27 @@ def test_manager_sync_api_in_plain_code() -> None:
         del other
     finally:
         asyncio.run(stop(m))
+
+
+def test_manager_proxies_work_on_a_later_loop_after_one_ended_mid_call() -> None:
+    async def first() -> tuple[toolkit.BaseManager, Any]:
+        m = CounterManager()
+        await m.start()
+        counter = await m.Counter(7)  # type: ignore[attr-defined]
+        slow = asyncio.ensure_future(counter.slow(0.3))
+        await asyncio.sleep(0.05)  # the slow call is in flight: the next ones queue behind it
+        for _ in range(20):
+            asyncio.ensure_future(counter.get())
+        await asyncio.sleep(0)
+        assert not slow.done()
+        return m, counter  # the loop ends with replies still owed
+
+    async def second(counter: Any) -> list[Any]:
+        return list(await asyncio.gather(*(counter.get() for _ in range(20))))
+
+    m, counter = asyncio.run(first())
+    try:
+        # No stale reply ("slow", or a get's) answers a call of the new loop.
+        assert asyncio.run(second(counter)) == [7] * 20
+    finally:
+        asyncio.run(m.shutdown())

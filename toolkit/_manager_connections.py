@@ -381,6 +381,9 @@ class Pipeline:
                 elif on_late is not None and reply[0] == "#RETURN":
                     self._late(on_late, reply[1])  # its caller left: undo what it did
         except BaseException as exc:  # noqa: BLE001 - broken or closed: every caller hears it
+            # Replies still owed would answer the next callers' requests: this
+            # connection is out of step for good (its loop may even be ending).
+            channel.close()
             error = exc if not isinstance(exc, asyncio.CancelledError) else ClosedError()
             while waiting:
                 future, _ = waiting.popleft()
@@ -663,6 +666,8 @@ class ConnectionPool:
     def _pick(self) -> Pipeline | None:
         """The shared connection with the fewest calls waiting, if one has room."""
         self.check()
+        if any(pipeline.channel.closed for pipeline in self._shared):
+            self._drop_closed()
         best = None
         for pipeline in self._shared:
             if best is None or len(pipeline.waiting) < len(best.waiting):
@@ -696,7 +701,14 @@ class ConnectionPool:
             if pipeline is not None:
                 return pipeline
 
+    def _drop_closed(self) -> None:
+        for pipeline in self._shared:
+            if pipeline.channel.closed:
+                self._all.discard(pipeline.channel)
+        self._shared = [p for p in self._shared if not p.channel.closed]
+
     def _pick_any(self) -> Pipeline | None:
+        self._drop_closed()
         room = [p for p in self._shared if len(p.waiting) < _DEPTH]
         return min(room, key=lambda p: len(p.waiting)) if room else None
 
