@@ -665,10 +665,10 @@ def test_manager_proxies_work_on_a_later_loop_after_one_ended_mid_call() -> None
         counter = await m.Counter(7)  # type: ignore[attr-defined]
         slow = asyncio.ensure_future(counter.slow(0.3))
         await asyncio.sleep(0.05)  # the slow call is in flight: the next ones queue behind it
-        for _ in range(20):
-            asyncio.ensure_future(counter.get())
+        pending = [asyncio.ensure_future(counter.get()) for _ in range(20)]
         await asyncio.sleep(0)
         assert not slow.done()
+        assert not any(task.done() for task in pending)
         return m, counter  # the loop ends with replies still owed
 
     async def second(counter: Any) -> list[Any]:
