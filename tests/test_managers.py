@@ -240,7 +240,7 @@ async def test_manager_queue_random_cancellations_lose_nothing(mp_context: BaseC
         async with toolkit.Process(
             target=helpers.produce_sync, args=(q, count), context=mp_context
         ) as producer:
-            for _ in range(1000):  # 1,000 gets cancelled at random points of their round trip
+            while cancelled < 1000:  # 1,000 gets cancelled at random points of their course
                 getter = asyncio.ensure_future(q.get(timeout=30))
                 for _ in range(rng.randrange(6)):
                     await asyncio.sleep(0)
@@ -254,7 +254,6 @@ async def test_manager_queue_random_cancellations_lose_nothing(mp_context: BaseC
             await producer.join()
         assert producer.exitcode == 0
         assert sorted(got) == list(range(count))  # nothing lost, nothing twice
-        assert cancelled > 200
         with pytest.raises(toolkit.QueueEmpty):
             await q.get(timeout=0.3)  # nothing left over either (late items came back, once)
 
