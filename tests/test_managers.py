@@ -630,6 +630,24 @@ async def test_manager_bad_input_and_states() -> None:
     await m.shutdown()  # twice is fine
 
 
+@pytest.mark.parametrize("delay", [0, 0.005, 0.05])
+async def test_manager_cancelled_start_leaves_no_process(delay: float) -> None:
+    m = toolkit.Manager()
+    starting = asyncio.ensure_future(m.start())
+    await asyncio.sleep(delay)
+    starting.cancel()
+    try:
+        await starting
+    except asyncio.CancelledError:
+        assert not m.is_alive()
+        with pytest.raises(multiprocessing.ProcessError):
+            await m.start()  # a manager starts once
+    else:  # it had started already: then it runs, until shut down
+        assert m.is_alive()
+        await m.shutdown()
+    # (the no_leaks fixture checks that no server process is left behind)
+
+
 async def test_manager_address_in_use_fails_at_start() -> None:
     async with toolkit.Manager(address=("127.0.0.1", 0)) as m:
         with pytest.raises(OSError, match="in use"):

@@ -321,11 +321,17 @@ class BaseManager:
             context=self._context,
         )
         self._process = process
+        # Shielded: a start cut short by a cancellation still completes in its
+        # thread, and the cleanup below must see the process it started.
+        starting = asyncio.ensure_future(to_thread(process.start))  # spawn takes milliseconds
+        address: Any = None
         try:
             try:
-                await to_thread(process.start)  # spawn and forkserver take milliseconds
+                await asyncio.shield(starting)
             finally:
-                writer.close()
+                with contextlib.suppress(BaseException):
+                    await starting
+                writer.close()  # the child has its copy (or never will)
             async with Connection(reader) as answers:
                 try:
                     address = await answers.recv()
@@ -339,8 +345,10 @@ class BaseManager:
                 raise address
         except BaseException:
             self._state = _SHUTDOWN
+            reader.close()
             if process.pid is not None:
-                await to_thread(_stop_server, process.sync, None, self._authkey, 0.5)
+                stopping = to_thread(_stop_server, process.sync, address, self._authkey, 0.5)
+                await asyncio.shield(stopping)
             self._process = None
             raise
         self._address = address
