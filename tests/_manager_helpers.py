@@ -99,6 +99,10 @@ def exit_now() -> None:
     sys.exit(3)
 
 
+def fail_to_initialize(message: str) -> None:
+    raise LookupError(message)
+
+
 def make_counter_proxy_type() -> Any:
     """A toolkit proxy type with methods of its own (imported lazily: the server needs none)."""
     import toolkit

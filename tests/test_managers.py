@@ -648,6 +648,13 @@ async def test_manager_cancelled_start_leaves_no_process(delay: float) -> None:
     # (the no_leaks fixture checks that no server process is left behind)
 
 
+async def test_manager_initializer_failures_fail_start(mp_context: BaseContext) -> None:
+    with pytest.raises(LookupError, match="no config"):
+        await toolkit.Manager(context=mp_context).start(helpers.fail_to_initialize, ("no config",))
+    with pytest.raises(multiprocessing.ProcessError, match="exit code 3"):
+        await toolkit.Manager(context=mp_context).start(helpers.exit_now)
+
+
 async def test_manager_address_in_use_fails_at_start() -> None:
     async with toolkit.Manager(address=("127.0.0.1", 0)) as m:
         with pytest.raises(OSError, match="in use"):

@@ -88,8 +88,8 @@ def _serve(
         if initializer is not None:
             initializer(*initargs)
         server = managers.Server(registry, address, authkey, "pickle")
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        writer.send(exc)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        writer.send(exc)  # (an exit in the initializer is not: the parent sees the exit code)
         writer.close()
         return
     writer.send(server.address)
@@ -340,7 +340,7 @@ class BaseManager:
                     raise multiprocessing.ProcessError(
                         f"the manager process exited before serving (exit code {process.exitcode})"
                     ) from None
-            if isinstance(address, BaseException):
+            if isinstance(address, Exception):  # the server could not start: why
                 await process.join()
                 raise address
         except BaseException:
