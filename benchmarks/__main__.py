@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import bench_ipc, bench_map, bench_pool, bench_to_thread
+from benchmarks import bench_ipc, bench_managers, bench_map, bench_pool, bench_to_thread
 from benchmarks._util import machine
 
 BENCHMARKS = {
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "map": bench_map.run,
     "ipc": bench_ipc.run,
     "pool": bench_pool.run,
+    "managers": bench_managers.run,
 }
 
 

@@ -35,6 +35,7 @@ SAMPLES: dict[type[BaseException], Callable[[], BaseException]] = {
     ),
     toolkit.QueueEmpty: lambda: toolkit.QueueEmpty(),
     toolkit.QueueFull: lambda: toolkit.QueueFull(),
+    toolkit.ManagerDiedError: lambda: toolkit.ManagerDiedError("the manager process 4321 died"),
     toolkit.RemoteTraceback: lambda: toolkit.RemoteTraceback(
         '\n"""\nTraceback (most recent call last):\n  ...\nValueError: x\n"""'
     ),
@@ -57,6 +58,7 @@ HIERARCHY: dict[type[BaseException], tuple[type[BaseException], ...]] = {
     toolkit.SerializationError: (pickle.PicklingError,),
     toolkit.QueueEmpty: (queue.Empty, asyncio.QueueEmpty),
     toolkit.QueueFull: (queue.Full, asyncio.QueueFull),
+    toolkit.ManagerDiedError: (ConnectionError, OSError),
 }
 
 

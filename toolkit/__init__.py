@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
     from ._errors import (
         BrokenPoolError as BrokenPoolError,
         ClosedError as ClosedError,
+        ManagerDiedError as ManagerDiedError,
         PoolClosedError as PoolClosedError,
         QueueEmpty as QueueEmpty,
         QueueFull as QueueFull,
@@ -43,9 +44,11 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
         to_thread as to_thread,
     )
     from ._loop import run as run
+    from ._managers import BaseManager as BaseManager, Manager as Manager
     from ._pool import AsyncResult as AsyncResult, Pool as Pool, ThreadPool as ThreadPool
     from ._pool_workers import OutputLine as OutputLine
     from ._process import Process as Process
+    from ._proxies import BaseProxy as BaseProxy
     from ._queues import JoinableQueue as JoinableQueue, Queue as Queue, SimpleQueue as SimpleQueue
     from ._sharedctypes import (
         Array as Array,
@@ -73,6 +76,8 @@ __all__ = (
     "AsyncExecutor",
     "AsyncResult",
     "Barrier",
+    "BaseManager",
+    "BaseProxy",
     "BoundedSemaphore",
     "BrokenPoolError",
     "ClosedError",
@@ -82,6 +87,8 @@ __all__ = (
     "ExecutorStats",
     "JoinableQueue",
     "Lock",
+    "Manager",
+    "ManagerDiedError",
     "MapResult",
     "OutputLine",
     "Pipe",
@@ -124,6 +131,7 @@ _LAZY: dict[str, str] = {
     "get_context": "._context",
     "BrokenPoolError": "._errors",
     "ClosedError": "._errors",
+    "ManagerDiedError": "._errors",
     "PoolClosedError": "._errors",
     "QueueEmpty": "._errors",
     "QueueFull": "._errors",
@@ -142,6 +150,9 @@ _LAZY: dict[str, str] = {
     "to_process": "._executors",
     "to_thread": "._executors",
     "run": "._loop",
+    "BaseManager": "._managers",
+    "Manager": "._managers",
+    "BaseProxy": "._proxies",
     "AsyncResult": "._pool",
     "Pool": "._pool",
     "ThreadPool": "._pool",

@@ -8,7 +8,8 @@
     ├── BrokenPoolError      + concurrent.futures.BrokenExecutor; a worker initializer failed
     ├── SerializationError   + pickle.PicklingError; .argument .type
     ├── QueueEmpty           + queue.Empty, asyncio.QueueEmpty
-    └── QueueFull            + queue.Full, asyncio.QueueFull
+    ├── QueueFull            + queue.Full, asyncio.QueueFull
+    └── ManagerDiedError     + ConnectionError
 
 A task's own exception is never wrapped: it comes back as its own type, with
 the worker's formatted traceback attached as ``__cause__`` (a RemoteTraceback,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BrokenPoolError",
     "ClosedError",
+    "ManagerDiedError",
     "PoolClosedError",
     "QueueEmpty",
     "QueueFull",
@@ -159,6 +161,14 @@ class QueueEmpty(ToolkitError, queue.Empty, asyncio.QueueEmpty):
 
 class QueueFull(ToolkitError, queue.Full, asyncio.QueueFull):
     """No room was available (``put_nowait``, or ``put`` past its timeout)."""
+
+
+class ManagerDiedError(ToolkitError, ConnectionError):
+    """A manager's server process is gone (killed, crashed, or unreachable).
+
+    Every pending and later call through its proxies fails with it. Also a
+    ``ConnectionError``: what a broken connection to a server raises.
+    """
 
 
 class RemoteTraceback(Exception):
