@@ -22,6 +22,7 @@ ALL: dict[str, str] = {
     "queue_producer_consumer": "Queue: a writer process, the parent reads",
     "joinable_queue": "JoinableQueue: await until every item is marked done",
     "value_array": "Value/Array: shared memory updated by several processes",
+    "manager": "Manager: shared dict, list, namespace, value, array served by a process",
     "pipe": "Pipe: messages both ways between parent and child",
     "lock": "Lock: one holder at a time, processes and tasks",
     "rlock": "RLock: the holder takes it again",

@@ -25,6 +25,7 @@ _EXPECTED = {
     "queue_producer_consumer": "Get C from queue.",
     "joinable_queue": "every item is processed",
     "value_array": "counter: 20",
+    "manager": "list: [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]",
     "pipe": "the child closed its end",
     "lock": "child 2 out",
     "rlock": "child: in twice",
