@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import toolkit
 import toolkit.inspect
+import toolkit.monitor
 from playground import _views
 from playground._output import TaggedTarget
 
@@ -26,6 +27,21 @@ if TYPE_CHECKING:
 
 
 AnyPool = toolkit.Pool | toolkit.ThreadPool
+
+
+def _print_snapshot(snap: toolkit.inspect.Snapshot) -> None:
+    """ps's table: a line per pool, then a row per worker and process."""
+    for pool in snap.pools:
+        s = pool.stats
+        print(
+            f"{s.kind} pool {s.name} [{s.state}]: size {s.size}, queued {s.queued},"
+            f" running {s.running}, done {s.completed}, failed {s.failed}"
+        )
+    items = _views.rows(snap)
+    if items:
+        print("\n".join(_views.table(items, snap.taken_at)))
+    else:
+        print("no workers")
 
 
 def is_pool(obj: object) -> TypeGuard[AnyPool]:
@@ -140,20 +156,20 @@ class Commands:
 
     def ps(self) -> None:
         """Print every pool worker and toolkit.Process, then the asyncio tasks."""
-        snap = toolkit.inspect.snapshot()
-        for pool in snap.pools:
-            s = pool.stats
-            print(
-                f"{s.kind} pool {s.name} [{s.state}]: size {s.size}, queued {s.queued},"
-                f" running {s.running}, done {s.completed}, failed {s.failed}"
-            )
-        items = _views.rows(snap)
-        if items:
-            print("\n".join(_views.table(items, snap.taken_at)))
-        else:
-            print("no workers")
+        _print_snapshot(toolkit.inspect.snapshot())
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         print(f"{len(tasks)} other asyncio task(s): tasks() lists them")
+
+    async def attach(self, address: tuple[str, int] | str) -> toolkit.inspect.Snapshot:
+        """Print the pools and processes of a running service, fetched from its monitor.
+
+        The service runs ``toolkit.monitor.serve(address)`` in its loop;
+        address is its (host, port) or Unix socket path. Returns the snapshot.
+        """
+        snap = await toolkit.monitor.fetch(address)
+        print(f"service at {address!r}:")
+        _print_snapshot(snap)
+        return snap
 
     def tasks(self) -> None:
         """Print the asyncio tasks on the loop, each with its await chain."""

@@ -24,6 +24,7 @@ COMMANDS = (
     "submit",
     "background",
     "ps",
+    "attach",
     "top",
     "tasks",
     "info",

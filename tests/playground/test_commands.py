@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from playground._namespace import Namespace
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 20) -> None:
@@ -117,3 +119,36 @@ async def test_commands_shutdown_stops_pools_made_directly() -> None:
     await namespace.shutdown()
     assert pool.stats().state == "terminated"
     assert all(w.state == "dead" for w in pool.workers)
+
+
+_SERVICE = """
+import asyncio, sys, toolkit
+
+async def main():
+    async with toolkit.Pool(1, name="service-pool") as pool, toolkit.monitor.serve(sys.argv[1]):
+        await pool.apply(abs, (-1,))
+        print("ready", flush=True)
+        await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_commands_attach_shows_a_running_services_pools(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = str(tmp_path / "monitor.sock")
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SERVICE, address, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert service.stdout is not None
+        assert await asyncio.wait_for(service.stdout.readline(), 30) == b"ready\n"
+        snap = await Commands(Registry()).attach(address)
+        assert [p.stats.name for p in snap.pools] == ["service-pool"]
+    finally:
+        service.kill()
+        await service.communicate()  # reads to EOF: the pipe's transport closes
+    out = capsys.readouterr().out
+    assert "service-pool" in out
+    assert "service-pool-1" in out
