@@ -61,7 +61,7 @@ _VERSIONS = f"toolkit {toolkit.__version__} playground, Python {sys.version.spli
 BANNER = f"""\
 {_VERSIONS} on {{loop}}. Top-level await works.
 Start:   pool(n) threadpool(n) process(fn, *a) submit(fn, *a) background(coro)
-Watch:   ps() top() tasks() info(worker)   Recipes: recipes.show(), recipe(name)
+Watch:   ps() top() tasks() info(worker) await attach(addr)   Recipes: recipes.show(), recipe(name)
 Control: cancel(task) terminate(worker) kill(worker) resize(pool, n)
 Ctrl-C cancels the running statement (twice: interrupts blocking code); Ctrl-D leaves."""
 
