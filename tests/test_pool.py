@@ -894,3 +894,11 @@ async def test_pool_map_async_reports_progress(pool1: toolkit.Pool) -> None:
     single = pool1.apply_async(_helpers.square, (2,))
     assert (single.done_count, single.total) == (None, None)
     await single
+
+
+async def test_thread_pool_takes_the_stdlib_processes_keyword() -> None:
+    async with toolkit.ThreadPool(processes=2) as pool:
+        assert pool.stats().size == 2
+        assert await pool.map(_helpers.square, range(4)) == [0, 1, 4, 9]
+    with pytest.raises(TypeError, match="not both"):
+        toolkit.ThreadPool(2, processes=3)

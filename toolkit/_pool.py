@@ -1348,6 +1348,7 @@ class ThreadPool(_PoolBase):
 
     Args:
         threads: how many worker threads (default: the CPUs this process may use).
+            ``processes=`` is taken too: ``multiprocessing.pool.ThreadPool``'s name.
         initializer, initargs, maxtasksperchild, name, timeout: as ``Pool``.
     """
 
@@ -1363,7 +1364,12 @@ class ThreadPool(_PoolBase):
         *,
         name: str | None = None,
         timeout: float | None = None,
+        processes: int | None = None,
     ) -> None:
+        if processes is not None:
+            if threads is not None:
+                raise TypeError("give threads or processes (its stdlib name), not both")
+            threads = processes
         super().__init__(threads, initializer, initargs, maxtasksperchild, timeout, name, "threads")
 
     def _new_worker(self, loop: asyncio.AbstractEventLoop, name: str) -> _Worker:
