@@ -110,3 +110,12 @@ async def test_process_join_after_close_is_a_value_error() -> None:
     process.close()
     with pytest.raises(ValueError, match="closed"):
         await process.join()
+
+
+def test_process_default_name_is_the_tutorials() -> None:
+    # "Process-N" whatever the start method, numbered as the stdlib numbers them.
+    for method in ("forkserver", "spawn"):
+        process = toolkit.Process(target=print, context=method)
+        assert process.name.startswith("Process-")
+        assert process.name.split("-", 1)[1].isdigit()
+    assert toolkit.Process(target=print, name="mine").name == "mine"

@@ -96,6 +96,11 @@ class Process:
         self._process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
             target=target, name=name, args=tuple(args), kwargs=dict(kwargs or {}), daemon=daemon
         )
+        if name is None:
+            # "Process-3", as the tutorial shows, whatever the start method
+            # ("ForkServerProcess-3" otherwise): same numbering as the stdlib's.
+            identity = self._process._identity
+            self._process.name = "Process-" + ":".join(str(i) for i in identity)
 
     def __repr__(self) -> str:
         return repr(self._process).replace("<", "<toolkit.", 1)
