@@ -119,3 +119,32 @@ def test_process_default_name_is_the_tutorials() -> None:
         assert process.name.startswith("Process-")
         assert process.name.split("-", 1)[1].isdigit()
     assert toolkit.Process(target=print, name="mine").name == "mine"
+
+
+async def test_process_capture_output_tags_its_lines(mp_context: BaseContext) -> None:
+    lines: list[toolkit.OutputLine] = []
+    process = toolkit.Process(
+        target=_helpers.print_lines,
+        args=(2,),
+        name="talker",
+        context=mp_context,
+        capture_output=lines.append,
+    )
+    async with process:
+        pass  # joined: its output is read by then
+    assert sorted((line.stream, line.text) for line in lines) == [
+        ("stderr", "err 0"),
+        ("stderr", "err 1"),
+        ("stdout", "out 0"),
+        ("stdout", "out 1"),
+    ]
+    assert {(line.worker, line.pid) for line in lines} == {("talker", process.pid)}
+    process.close()
+
+
+def test_process_capture_output_needs_a_running_loop() -> None:
+    process = toolkit.Process(target=print, capture_output=True)
+    with pytest.raises(RuntimeError, match="running event loop"):
+        process.start()
+    with pytest.raises(TypeError, match="capture_output"):
+        toolkit.Process(target=print, capture_output="yes")  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from multiprocessing import popen_forkserver
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,7 +21,9 @@ from ._bridge import forget_fd, wait_readable
 from ._context import get_context
 from ._executors import to_thread
 from ._inspection import ProcessInfo, register
+from ._pool_workers import OutputLine, _LineReader, print_output
 from ._serialize import picklable_callable
+from ._worker import redirect_output
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -63,6 +66,24 @@ def _qualified_name(fn: object) -> str:
     return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
+class _Captured:
+    """A child's target with its stdout and stderr sent to the parent's pipes."""
+
+    def __init__(self, target: Callable[..., object], stdout: Any, stderr: Any) -> None:
+        self.target = target
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __call__(self, *args: Any, **kwargs: Any) -> object:
+        redirect_output(self.stdout, self.stderr)
+        try:
+            return self.target(*args, **kwargs)
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    stream.flush()
+
+
 class Process:
     """A process running ``target(*args, **kwargs)``, awaitable.
 
@@ -75,6 +96,10 @@ class Process:
         target: the function to run. Lambdas and closures are pickled by value.
         context: a multiprocessing context or start method name; default:
             forkserver on Linux, spawn elsewhere.
+        capture_output: True to print each line the child writes to its stdout
+            and stderr (its subprocesses' too) on ours, tagged ``[<name> <pid>]``;
+            or a callable that gets each line as an ``OutputLine``. Needs
+            ``start()`` from a running event loop (the lines are read there).
     """
 
     def __init__(
@@ -86,6 +111,7 @@ class Process:
         *,
         daemon: bool | None = None,
         context: BaseContext | str | None = None,
+        capture_output: bool | Callable[[OutputLine], object] = False,
     ) -> None:
         if target is not None and not callable(target):
             raise TypeError(f"target must be callable, not {type(target).__name__}")
@@ -93,6 +119,20 @@ class Process:
         self._target_name = _qualified_name(target)
         if target is not None and ctx.get_start_method() != "fork":
             target = picklable_callable(target)
+        self._capture: Callable[[OutputLine], object] | None = None
+        self._ends: list[Any] = []  # (read ends, write ends) while capturing
+        self._readers: list[_LineReader] = []
+        if capture_output is True:
+            self._capture = print_output
+        elif callable(capture_output):
+            self._capture = capture_output
+        elif capture_output not in (False, None):
+            raise TypeError("capture_output must be a bool or a callable")
+        if self._capture is not None and target is not None:
+            out_r, out_w = ctx.Pipe(duplex=False)
+            err_r, err_w = ctx.Pipe(duplex=False)
+            self._ends = [out_r, err_r, out_w, err_w]
+            target = _Captured(target, out_w, err_w)
         self._process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
             target=target, name=name, args=tuple(args), kwargs=dict(kwargs or {}), daemon=daemon
         )
@@ -112,8 +152,35 @@ class Process:
 
     def start(self) -> None:
         """Start the process (as ``multiprocessing.Process.start``)."""
+        loop = None
+        if self._ends:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise RuntimeError(
+                    "capture_output needs start() from a running event loop (its lines are "
+                    "read there)"
+                ) from None
         self._process.start()
         register(self)  # toolkit.inspect.snapshot() lists it from now on
+        if loop is not None:
+            out_r, err_r, out_w, err_w = self._ends
+            out_w.close()  # the child's now: its end closing is our EOF
+            err_w.close()
+            self._readers = [
+                _LineReader(loop, out_r, "stdout", self._emit),
+                _LineReader(loop, err_r, "stderr", self._emit),
+            ]
+            self._ends = []
+
+    def _emit(self, stream: str, text: str) -> None:
+        if self._capture is not None:
+            self._capture(OutputLine(self.name, self.pid, stream, text))
+
+    def _drain_output(self) -> None:
+        """The child ended: what it wrote is in the pipes; read it now (closed at EOF)."""
+        for reader in self._readers:
+            reader.drain()
 
     def _snapshot(self) -> ProcessInfo | None:
         process = self._process
@@ -152,6 +219,7 @@ class Process:
         except TimeoutError:
             return
         process.join(0)  # reaps it, without blocking: it has ended
+        self._drain_output()
 
     def is_alive(self) -> bool:
         return self._process.is_alive()
@@ -167,6 +235,10 @@ class Process:
     def close(self) -> None:
         """Release the process's resources; it must have ended (ValueError otherwise)."""
         self._process.close()
+        for reader in self._readers:
+            reader.close()
+        for end in self._ends:
+            end.close()
 
     @property
     def exitcode(self) -> int | None:

@@ -61,6 +61,7 @@ __all__ = [
     "SKIPPED",
     "STOP",
     "TASK",
+    "redirect_output",
     "worker_main",
 ]
 
@@ -95,7 +96,7 @@ def worker_main(
             os.close(fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if stdout is not None and stderr is not None:
-        _redirect(stdout, stderr)
+        redirect_output(stdout, stderr)
     # A socket of our own over the same descriptor: recv with MSG_DONTWAIT below.
     sock = socket.socket(fileno=os.dup(conn.fileno()))
     conn.close()
@@ -212,7 +213,7 @@ def _frame(payload: bytes) -> bytes:
 _flush_output: Callable[[], None] | None = None
 
 
-def _redirect(stdout: Connection, stderr: Connection) -> None:
+def redirect_output(stdout: Connection, stderr: Connection) -> None:
     """Send this process's fds 1 and 2 (C code and subprocesses too) to the parent's pipes."""
     global _flush_output
     for conn, fd, stream in ((stdout, 1, sys.stdout), (stderr, 2, sys.stderr)):
