@@ -319,3 +319,11 @@ def make_bytes(size: int) -> bytes:
 def touch(path: str) -> None:
     with open(path, "w", encoding="utf-8"):
         pass
+
+
+async def async_square(x: int) -> int:
+    """A coroutine function as a task: the worker runs it in a loop of its own."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    return x * x

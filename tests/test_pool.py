@@ -902,3 +902,13 @@ async def test_thread_pool_takes_the_stdlib_processes_keyword() -> None:
         assert await pool.map(_helpers.square, range(4)) == [0, 1, 4, 9]
     with pytest.raises(TypeError, match="not both"):
         toolkit.ThreadPool(2, processes=3)
+
+
+async def test_pool_runs_coroutine_functions_to_their_end(pool: toolkit.Pool) -> None:
+    # Typed Any: the pool's signatures say "returns what fn returns" (here, a coroutine).
+    async_square: Any = _helpers.async_square
+    assert await pool.apply(async_square, (7,)) == 49
+    assert await pool.map(async_square, range(5)) == [0, 1, 4, 9, 16]
+    async with toolkit.ThreadPool(2) as threads:
+        assert await threads.apply(async_square, (3,)) == 9
+        assert await threads.map(async_square, range(3)) == [0, 1, 4]

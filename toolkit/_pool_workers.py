@@ -39,7 +39,7 @@ from ._bridge import (
     watch_readable,
     watch_writable,
 )
-from ._serialize import run_chunk_here
+from ._serialize import finish, run_chunk_here
 from ._worker import (
     CHUNK,
     HEADER,
@@ -512,7 +512,7 @@ class ThreadWorker(_WorkerBase):
             if task.kind == TASK:
                 fn, args, kwargs = task.payload
                 try:
-                    outcome: Any = (True, fn(*args, **kwargs))
+                    outcome: Any = (True, finish(fn(*args, **kwargs)))
                 except BaseException as exc:  # noqa: BLE001 - the awaiting caller raises it
                     outcome = (False, exc)
             else:

@@ -34,6 +34,7 @@ import pickle
 import sys
 import time
 import traceback
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ __all__ = [
     "dumps_call",
     "dumps_chunk",
     "dumps_failure",
+    "finish",
     "load_chunk_outcome",
     "load_outcome",
     "run_call",
@@ -196,11 +198,24 @@ def dumps_failure(exc: BaseException) -> bytes:
     return _dumps_outcome(_failure(exc))
 
 
+def finish(value: Any) -> Any:
+    """A task's value; a coroutine (the task was a coroutine function) is run to its end here.
+
+    Then ``pool.apply(async_fn, ...)`` works as aiomultiprocess users expect:
+    the coroutine runs in the worker's own event loop, one per task.
+    """
+    if type(value) is CoroutineType:
+        import asyncio
+
+        return asyncio.run(value)
+    return value
+
+
 def run_call(payload: bytes) -> bytes:
     """Run a pickled call in this (worker) process; return its pickled outcome."""
     try:
         fn, args, kwargs = pickle.loads(payload)
-        outcome: tuple[bool, Any, str] = (True, fn(*args, **kwargs), "")
+        outcome: tuple[bool, Any, str] = (True, finish(fn(*args, **kwargs)), "")
     except BaseException as exc:  # noqa: BLE001 - every failure crosses back to the caller
         outcome = _failure(exc)
     return _dumps_outcome(outcome)
@@ -208,12 +223,15 @@ def run_call(payload: bytes) -> bytes:
 
 def _run_items(fn: Callable[..., Any], chunk: list[Any], star: bool, results: list[Any]) -> None:
     append = results.append  # appended one by one: a failure keeps the results before it
+    coroutine = CoroutineType
     if star:
         for args in chunk:
-            append(fn(*args))
+            value = fn(*args)
+            append(finish(value) if type(value) is coroutine else value)
     else:
         for item in chunk:
-            append(fn(item))
+            value = fn(item)
+            append(finish(value) if type(value) is coroutine else value)
 
 
 def run_chunk(payload: bytes) -> bytes:
