@@ -912,3 +912,48 @@ async def test_pool_runs_coroutine_functions_to_their_end(pool: toolkit.Pool) ->
     async with toolkit.ThreadPool(2) as threads:
         assert await threads.apply(async_square, (3,)) == 9
         assert await threads.map(async_square, range(3)) == [0, 1, 4]
+
+
+async def test_pool_mixed_crashes_timeouts_and_cancels_leave_it_working(pool: toolkit.Pool) -> None:
+    # Everything at once on 2 workers: every task ends with what its kind says,
+    # nothing hangs, and the pool is whole at the end.
+    import random
+
+    rng = random.Random(11)
+    kinds = [
+        rng.choice(["ok", "ok", "ok", "slow", "crash", "timeout", "cancel"]) for _ in range(60)
+    ]
+    futures: list[asyncio.Future[Any]] = []
+    for i, kind in enumerate(kinds):
+        if kind == "ok":
+            futures.append(pool.submit(_helpers.square, i))
+        elif kind == "slow":
+            futures.append(pool.submit(_helpers.sleep_then, 0.02, i))
+        elif kind == "crash":
+            futures.append(pool.submit(_helpers.os_exit, 7))
+        elif kind == "timeout":
+            futures.append(pool.apply(_helpers.sleep_then, (30, i), timeout=0.1))
+        else:
+            futures.append(pool.submit(_helpers.sleep_then, 30, i))
+    await asyncio.sleep(0.05)
+    for future, kind in zip(futures, kinds, strict=True):
+        if kind == "cancel":
+            future.cancel()
+    async with asyncio.timeout(50):
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    for i, (kind, outcome) in enumerate(zip(kinds, outcomes, strict=True)):
+        if kind == "ok":
+            assert outcome == i * i
+        elif kind == "slow":
+            assert outcome == i
+        elif kind == "crash":
+            assert isinstance(outcome, toolkit.WorkerDiedError)
+            assert outcome.exitcode == 7
+        elif kind == "timeout":
+            assert isinstance(outcome, toolkit.TaskTimeoutError)
+        else:
+            assert isinstance(outcome, asyncio.CancelledError)
+    assert await pool.map(_helpers.square, range(50)) == [x * x for x in range(50)]
+    stats = pool.stats()
+    assert stats.worker_deaths == kinds.count("crash")
+    assert (stats.queued, stats.running) == (0, 0)
