@@ -27,12 +27,19 @@ def stage_2(cond: Any, done: Any, name: str) -> None:
 async def main(pace: float = PACE) -> None:
     cond, done = toolkit.Condition(), toolkit.Value("i", 0)
     second = [
-        toolkit.Process(target=stage_2, args=(cond, done, f"s2-{i}"), name=f"recipe-stage2-{i}")
+        toolkit.Process(
+            target=stage_2,
+            args=(cond, done, f"s2-{i}"),
+            name=f"recipe-stage2-{i}",
+            capture_output=True,
+        )
         for i in range(2)
     ]
     for p in second:
         p.start()
-    first = toolkit.Process(target=stage_1, args=(cond, done, pace), name="recipe-stage1")
+    first = toolkit.Process(
+        target=stage_1, args=(cond, done, pace), name="recipe-stage1", capture_output=True
+    )
     async with first, cond:  # the parent waits too, without blocking its loop
         await cond.wait_for(lambda: done.value == 1)
         print("parent: stage 1 is done")

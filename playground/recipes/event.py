@@ -23,8 +23,10 @@ def wait_for_event_timeout(e: Any, t: float) -> None:
 
 async def main(pace: float = PACE) -> None:
     e = toolkit.Event()
-    w1 = toolkit.Process(target=wait_for_event, args=(e,), name="recipe-block")
-    w2 = toolkit.Process(target=wait_for_event_timeout, args=(e, pace), name="recipe-nonblock")
+    w1 = toolkit.Process(target=wait_for_event, args=(e,), name="recipe-block", capture_output=True)
+    w2 = toolkit.Process(
+        target=wait_for_event_timeout, args=(e, pace), name="recipe-nonblock", capture_output=True
+    )
     w1.start()
     w2.start()
     await toolkit.to_thread(time.sleep, pace * 3)

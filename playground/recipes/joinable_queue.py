@@ -18,7 +18,9 @@ def consumer(q: toolkit.JoinableQueue[str | None], pace: float) -> None:
 
 async def main(pace: float = PACE) -> None:
     q: toolkit.JoinableQueue[str | None] = toolkit.JoinableQueue()
-    async with toolkit.Process(target=consumer, args=(q, pace), name="recipe-consumer"):
+    async with toolkit.Process(
+        target=consumer, args=(q, pace), name="recipe-consumer", capture_output=True
+    ):
         for i in range(4):
             await q.put(f"item {i}")
             print(f"producer put item {i}")

@@ -27,7 +27,12 @@ async def task_work(lock: toolkit.Lock, name: str, pace: float) -> None:
 async def main(pace: float = PACE) -> None:
     lock = toolkit.Lock()
     children = [
-        toolkit.Process(target=child_work, args=(lock, f"child {i}", pace), name=f"recipe-lock-{i}")
+        toolkit.Process(
+            target=child_work,
+            args=(lock, f"child {i}", pace),
+            name=f"recipe-lock-{i}",
+            capture_output=True,
+        )
         for i in range(3)
     ]
     for p in children:

@@ -32,7 +32,10 @@ async def main(pace: float = PACE) -> None:
         v = await m.Value("d", 0.0)
         a = await m.Array("i", range(10))
         async with toolkit.Process(
-            target=change, args=(d, items, ns, v, a, pace), name="recipe-manager-child"
+            target=change,
+            args=(d, items, ns, v, a, pace),
+            name="recipe-manager-child",
+            capture_output=True,
         ):
             pass  # leaving the block joins the child
         print("dict:", await d.copy())  # {1: '1', '2': 2, 0.25: None}

@@ -19,7 +19,9 @@ def child(conn: Any, pace: float) -> None:
 
 async def main(pace: float = PACE) -> None:
     here, there = toolkit.Pipe()
-    async with toolkit.Process(target=child, args=(there, pace), name="recipe-pipe"):
+    async with toolkit.Process(
+        target=child, args=(there, pace), name="recipe-pipe", capture_output=True
+    ):
         there.close()  # the child has its own copy
         for _ in range(4):
             print("parent got:", await here.recv())

@@ -16,7 +16,9 @@ def run_proc(name: str, pace: float) -> None:
 
 async def main(pace: float = PACE) -> None:
     print(f"Parent process {os.getpid()}.")
-    p = toolkit.Process(target=run_proc, args=("test", pace), name="recipe-child")
+    p = toolkit.Process(
+        target=run_proc, args=("test", pace), name="recipe-child", capture_output=True
+    )
     print("Child process will start.")
     p.start()
     await p.join()  # the loop (and the prompt) keep running meanwhile

@@ -19,6 +19,8 @@ def write(q: toolkit.Queue[str | None], pace: float) -> None:
 
 async def main(pace: float = PACE) -> None:
     q: toolkit.Queue[str | None] = toolkit.Queue()
-    async with toolkit.Process(target=write, args=(q, pace), name="recipe-writer"):
+    async with toolkit.Process(
+        target=write, args=(q, pace), name="recipe-writer", capture_output=True
+    ):
         while (value := await q.get()) is not None:
             print(f"Get {value} from queue.")

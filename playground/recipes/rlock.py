@@ -29,5 +29,7 @@ def child_transfer(rlock: Any) -> None:
 async def main(pace: float = PACE) -> None:
     rlock = toolkit.RLock()
     await asyncio.gather(transfer(rlock, "task A", pace), transfer(rlock, "task B", pace))
-    async with toolkit.Process(target=child_transfer, args=(rlock,), name="recipe-rlock"):
+    async with toolkit.Process(
+        target=child_transfer, args=(rlock,), name="recipe-rlock", capture_output=True
+    ):
         pass

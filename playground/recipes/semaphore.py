@@ -26,7 +26,10 @@ async def main(pace: float = PACE) -> None:
     inside, peak = toolkit.Value("i", 0), toolkit.Value("i", 0)
     children = [
         toolkit.Process(
-            target=use_resource, args=(sem, inside, peak, i, pace), name=f"recipe-sem-{i}"
+            target=use_resource,
+            args=(sem, inside, peak, i, pace),
+            name=f"recipe-sem-{i}",
+            capture_output=True,
         )
         for i in range(5)
     ]

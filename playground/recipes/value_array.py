@@ -21,7 +21,12 @@ async def main(pace: float = PACE) -> None:
     counter = toolkit.Value("i", 0)
     squares = toolkit.Array("i", 4)
     children = [
-        toolkit.Process(target=work, args=(counter, squares, i, pace), name=f"recipe-shared-{i}")
+        toolkit.Process(
+            target=work,
+            args=(counter, squares, i, pace),
+            name=f"recipe-shared-{i}",
+            capture_output=True,
+        )
         for i in range(4)
     ]
     for p in children:
