@@ -122,3 +122,29 @@ async def test_anyio_scope_inside_pytest_asyncio(tmp_path: object) -> None:
     finally:
         await executor.shutdown()
     assert executor.stats().cancelled == 1
+
+
+@pytest.mark.parametrize("options", BACKENDS)
+def test_anyio_pool_in_task_groups_and_cancel_scopes(options: dict[str, bool]) -> None:
+    # Pool.apply's future-coroutine inside anyio: a task group runs it, a
+    # cancel scope's deadline kills the worker of a running task.
+    async def main() -> tuple[list[int], bool, int]:
+        async with toolkit.Pool(2) as pool:
+            results: list[int] = []
+
+            async def one(i: int) -> None:
+                results.append(await pool.apply(_helpers.square, (i,)))
+
+            async with anyio.create_task_group() as group:
+                for i in range(4):
+                    group.start_soon(one, i)
+            with anyio.move_on_after(0.3) as scope:
+                await pool.apply(_helpers.sleep_then, (30,))
+            cancelled = scope.cancelled_caught
+            after = await pool.apply(_helpers.square, (5,))
+        return sorted(results), cancelled, after
+
+    results, cancelled, after = anyio.run(main, backend="asyncio", backend_options=options)
+    assert results == [0, 1, 4, 9]
+    assert cancelled
+    assert after == 25
