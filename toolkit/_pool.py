@@ -45,7 +45,7 @@ import struct
 import time
 import weakref
 from collections.abc import Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
 
 from ._context import get_context, preload_in_forkserver
 from ._errors import (
@@ -939,13 +939,31 @@ class _PoolBase:
 
     # -- the multiprocessing.Pool API ------------------------------------------------------------
 
+    @overload
+    def apply(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        args: Iterable[Any] = ...,
+        kwds: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> _AppliedFuture[T]: ...
+
+    @overload
     def apply(
         self,
         fn: Callable[..., T],
+        args: Iterable[Any] = ...,
+        kwds: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> _AppliedFuture[T]: ...
+
+    def apply(
+        self,
+        fn: Callable[..., Any],
         args: Iterable[Any] = (),
         kwds: Mapping[str, Any] | None = None,
         timeout: float | None = None,
-    ) -> _AppliedFuture[T]:
+    ) -> _AppliedFuture[Any]:
         """Run fn(*args, **kwds) in a worker: ``await pool.apply(...)`` returns its result.
 
         The task is submitted at the call; what returns is an asyncio future
@@ -968,7 +986,9 @@ class _PoolBase:
             A queued task is withdrawn; a running one is stopped by killing its
             worker (replaced at once). A thread is abandoned, not stopped.
         """
-        return cast("_AppliedFuture[T]", self._submit_call(fn, args, kwds, timeout, _AppliedFuture))
+        return cast(
+            "_AppliedFuture[Any]", self._submit_call(fn, args, kwds, timeout, _AppliedFuture)
+        )
 
     def apply_async(
         self,
@@ -993,19 +1013,43 @@ class _PoolBase:
             future.add_done_callback(_callbacks(callback, error_callback))
         return AsyncResult(future)
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+    @overload
+    def submit(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, **kwargs: Any
+    ) -> asyncio.Future[T]: ...
+
+    @overload
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Future[T]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Submit fn(*args, **kwargs); return an asyncio future (cancel() stops the task).
 
         For asyncio.wait, gather and as_completed; errors as apply().
         """
         return self._submit_call(fn, args, kwargs, None)
 
+    @overload
+    def imap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        iterable: Iterable[Any] | AsyncIterable[Any],
+        chunksize: int | None = ...,
+    ) -> MapResult[T]: ...
+
+    @overload
     def imap(
         self,
         fn: Callable[..., T],
         iterable: Iterable[Any] | AsyncIterable[Any],
+        chunksize: int | None = ...,
+    ) -> MapResult[T]: ...
+
+    def imap(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any] | AsyncIterable[Any],
         chunksize: int | None = None,
-    ) -> MapResult[T]:
+    ) -> MapResult[Any]:
         """Lazily apply fn to every item; ``async for`` the results in order.
 
         Input is pulled only as results are consumed (a bounded window of
@@ -1015,21 +1059,53 @@ class _PoolBase:
         """
         return self._map(fn, iterable, chunksize, ordered=True, star=False)
 
+    @overload
+    def imap_unordered(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        iterable: Iterable[Any] | AsyncIterable[Any],
+        chunksize: int | None = ...,
+    ) -> MapResult[T]: ...
+
+    @overload
     def imap_unordered(
         self,
         fn: Callable[..., T],
         iterable: Iterable[Any] | AsyncIterable[Any],
+        chunksize: int | None = ...,
+    ) -> MapResult[T]: ...
+
+    def imap_unordered(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any] | AsyncIterable[Any],
         chunksize: int | None = None,
-    ) -> MapResult[T]:
+    ) -> MapResult[Any]:
         """As imap, yielding results as they finish."""
         return self._map(fn, iterable, chunksize, ordered=False, star=False)
 
+    @overload
+    async def map(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        iterable: Iterable[Any] | AsyncIterable[Any],
+        chunksize: int | None = ...,
+    ) -> list[T]: ...
+
+    @overload
     async def map(
         self,
         fn: Callable[..., T],
         iterable: Iterable[Any] | AsyncIterable[Any],
+        chunksize: int | None = ...,
+    ) -> list[T]: ...
+
+    async def map(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any] | AsyncIterable[Any],
         chunksize: int | None = None,
-    ) -> list[T]:
+    ) -> list[Any]:
         """Return [fn(item) for item in iterable], computed by the workers.
 
         Raises:
