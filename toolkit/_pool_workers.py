@@ -39,6 +39,7 @@ from ._bridge import (
     watch_readable,
     watch_writable,
 )
+from ._reaping import guard_poll
 from ._serialize import finish, run_chunk_here
 from ._worker import (
     CHUNK,
@@ -195,6 +196,7 @@ class ProcessWorker(_WorkerBase):
         if inherited:
             self.process._args += (inherited,)  # type: ignore[attr-defined]
         self.process.start()
+        guard_poll(self.process)  # before anyone else can poll it from another thread
 
     def started(self) -> None:
         """Drop our copies of the child's ends: its death must close them for good."""

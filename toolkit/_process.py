@@ -22,6 +22,7 @@ from ._context import get_context
 from ._executors import to_thread
 from ._inspection import ProcessInfo, register
 from ._pool_workers import OutputLine, _LineReader, print_output
+from ._reaping import guard_poll
 from ._serialize import picklable_callable
 from ._worker import redirect_output
 
@@ -162,6 +163,7 @@ class Process:
                     "read there)"
                 ) from None
         self._process.start()
+        guard_poll(self._process)
         register(self)  # toolkit.inspect.snapshot() lists it from now on
         if loop is not None:
             out_r, err_r, out_w, err_w = self._ends

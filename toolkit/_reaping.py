@@ -1,0 +1,51 @@
+"""Polling child processes safely from several threads.
+
+multiprocessing's ``Popen.poll`` is not thread-safe, and every
+``Process.start()`` polls every child of the process
+(``multiprocessing.process._cleanup``) from whatever thread starts it: a pool
+starts its workers in a helper thread while the loop polls the ones that
+ended. Two threads reading a forkserver child's status pipe at once leave one
+with EOF (exit code 255 instead of the real one); two ``waitpid()`` calls
+leave one with ECHILD (None). So the toolkit's processes poll under one lock
+(a poll that would block waits for the end outside it).
+"""
+
+from __future__ import annotations
+
+import multiprocessing.connection
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+__all__ = ["guard_poll"]
+
+_poll_lock = threading.Lock()
+
+
+def guard_poll(process: BaseProcess) -> None:
+    """Make the started process's poll() safe from concurrent callers in other threads."""
+    popen = process._popen  # type: ignore[attr-defined]
+    if popen is None or "poll" in vars(popen):
+        return
+    unlocked = popen.poll
+    sentinel = popen.sentinel
+
+    def poll(flag: int = os.WNOHANG) -> int | None:
+        if flag != os.WNOHANG:
+            # Wait for the end without the lock; then read the status under it.
+            multiprocessing.connection.wait([sentinel])
+            while True:
+                with _poll_lock:
+                    code: int | None = unlocked(os.WNOHANG)
+                if code is not None:
+                    return code
+                time.sleep(0.001)  # ended, not yet reapable: a moment
+        with _poll_lock:
+            result: int | None = unlocked(flag)
+            return result
+
+    popen.poll = poll
