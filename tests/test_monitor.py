@@ -27,8 +27,9 @@ async def test_monitor_serves_the_snapshot(tmp_path: Path) -> None:
         assert host == "127.0.0.1"
         assert port != 0
         handle = pool.apply_async(_helpers.mark_then_wait, (str(tmp_path / "s"), str(gate)))
-        while not (tmp_path / "s").exists():  # noqa: ASYNC110 - another process makes it
-            await asyncio.sleep(0.005)
+        async with asyncio.timeout(30):  # bounded: the worker makes it
+            while not (tmp_path / "s").exists():  # noqa: ASYNC110 - another process makes it
+                await asyncio.sleep(0.005)
         snapshot = await toolkit.monitor.fetch(server.address)
         (watched,) = [p for p in snapshot.pools if p.stats.name == "watched"]
         assert watched.stats.busy == 1
