@@ -23,6 +23,7 @@ __all__ = [
     "TaskInfo",
     "WorkerInfo",
     "WorkerState",
+    "function_name",
     "register",
     "snapshot",
 ]
@@ -164,6 +165,14 @@ class Snapshot:
     taken_at: float
     pools: tuple[PoolSnapshot, ...]
     processes: tuple[ProcessInfo, ...]
+
+
+def function_name(fn: object) -> str:
+    """``module.qualname`` of a task's function, as the records show it."""
+    if fn is None:
+        return "run"  # a Process without a target runs its run() method
+    module = getattr(fn, "__module__", None) or "?"
+    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 class _Inspectable(Protocol):

@@ -33,6 +33,7 @@ queued, and sent to the least loaded worker over that worker's own socket::
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import atexit
 import collections
@@ -56,8 +57,8 @@ from ._errors import (
     describe_exit,
 )
 from ._executors import MapResult, to_thread
-from ._inspection import PoolSnapshot, PoolStats, TaskInfo, WorkerInfo, register
-from ._pool_workers import EXITED, OutputLine, ProcessWorker, ThreadWorker, frame, print_output
+from ._inspection import PoolSnapshot, PoolStats, TaskInfo, WorkerInfo, function_name, register
+from ._pool_workers import EXITED, OutputLine, ProcessWorker, ThreadWorker, print_output
 from ._process import _wait_ended
 from ._serialize import (
     ChunkOutcome,
@@ -68,7 +69,7 @@ from ._serialize import (
     picklable_callable,
 )
 from ._validate import check_callable, check_positive_int, check_timeout
-from ._worker import CANCEL, CHUNK, HEADER, INIT_FAILED, READY, RESULT, SKIPPED, STOP, TASK
+from ._worker import CANCEL, CHUNK, HEADER, INIT_FAILED, READY, RESULT, SKIPPED, STOP, TASK, frame
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable, Mapping
@@ -102,11 +103,6 @@ def _default_size() -> int:
         return len(os.sched_getaffinity(0))  # what this process may use (containers, taskset)
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-def _qualified_name(fn: object) -> str:
-    module = getattr(fn, "__module__", None) or "?"
-    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 class _Task:
@@ -149,7 +145,7 @@ class _Task:
         self.cancel_requested = False
 
     def describe(self) -> str:
-        name = _qualified_name(self.fn)
+        name = function_name(self.fn)
         if self.kind == CHUNK:
             return f"{name} over {len(self.args)} inputs"
         args, kwargs = self.args
@@ -159,7 +155,7 @@ class _Task:
         return f"{name}({text if len(text) <= 80 else text[:77] + '...'})"
 
     def info(self) -> TaskInfo:
-        name = _qualified_name(self.fn)
+        name = function_name(self.fn)
         started = self.started_at
         if started is not None:
             started += time.time() - time.monotonic()  # shown as wall-clock time
@@ -303,7 +299,7 @@ class AsyncResult(Generic[T]):
         return self._future.__await__()
 
 
-class _PoolBase:
+class _PoolBase(abc.ABC):
     """The pool core shared by Pool (processes) and ThreadPool (threads)."""
 
     _kind: Literal["process", "thread"]
@@ -427,11 +423,13 @@ class _PoolBase:
         self._runners.add(runner)
         runner.add_done_callback(self._runners.discard)
 
+    @abc.abstractmethod
     def _new_worker(self, loop: asyncio.AbstractEventLoop, name: str) -> _Worker:
-        raise NotImplementedError
+        """A worker of this pool's kind, not started."""
 
+    @abc.abstractmethod
     async def _run_worker(self, worker: _Worker) -> None:
-        raise NotImplementedError
+        """Start the worker and see it to its end (the pool's runner task for it)."""
 
     def _live(self) -> int:
         return sum(1 for w in self._workers if not w.retiring)
@@ -655,10 +653,7 @@ class _PoolBase:
             elapsed /= max(1, len(task.args))
         per_task = worker.per_task
         worker.per_task = per_task = elapsed if per_task is None else 0.7 * per_task + 0.3 * elapsed
-        if per_task < _PIPELINE_BELOW and worker.ready:
-            worker.capacity = min(_PIPELINE_MAX, max(2, int(_PIPELINE_DEPTH / max(per_task, 1e-6))))
-        else:
-            worker.capacity = 1
+        self._update_capacity(worker)
         future = task.future
         if future.done():
             pass  # cancelled or timed out meanwhile: the result is dropped

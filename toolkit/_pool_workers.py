@@ -45,6 +45,8 @@ from ._worker import (
     CHUNK,
     HEADER,
     INIT_FAILED,
+    LENGTH,
+    LONG_LENGTH,
     READY,
     RESULT,
     SKIPPED,
@@ -60,21 +62,12 @@ if TYPE_CHECKING:
 
     from ._inspection import WorkerState
 
-__all__ = ["EXITED", "OutputLine", "ProcessWorker", "ThreadWorker", "frame"]
+__all__ = ["EXITED", "OutputLine", "ProcessWorker", "ThreadWorker"]
 
 EXITED = b"Z"  # a thread worker's last message (a process's end is its sentinel)
 
-_LENGTH = struct.Struct("!i")
-_LONG_LENGTH = struct.Struct("!Q")
 _READ_SIZE = 256 * 1024
 _BURST = 512  # messages handled per loop callback
-
-
-def frame(payload: bytes) -> bytes:
-    """One message in multiprocessing's wire format (what Connection.recv_bytes reads)."""
-    if len(payload) > 0x7FFFFFFF:
-        return _LENGTH.pack(-1) + _LONG_LENGTH.pack(len(payload)) + payload
-    return _LENGTH.pack(len(payload)) + payload
 
 
 class OutputLine:
@@ -324,12 +317,12 @@ class ProcessWorker(_WorkerBase):
         on_result = self.on_result
         self._need = 0
         while size - pos >= 4:
-            (length,) = _LENGTH.unpack_from(data, pos)
+            (length,) = LENGTH.unpack_from(data, pos)
             start = pos + 4
             if length == -1:
                 if size - pos < 12:
                     break
-                (length,) = _LONG_LENGTH.unpack_from(data, start)
+                (length,) = LONG_LENGTH.unpack_from(data, start)
                 start += 8
             end = start + length
             if end > size:

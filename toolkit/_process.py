@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._bridge import forget_fd, wait_readable
 from ._context import get_context
 from ._executors import to_thread
-from ._inspection import ProcessInfo, register
+from ._inspection import ProcessInfo, function_name, register
 from ._pool_workers import OutputLine, _LineReader, print_output
 from ._reaping import guard_poll
 from ._serialize import picklable_callable
@@ -58,13 +58,6 @@ async def _wait_ended(process: BaseProcess) -> None:
     finally:
         forget_fd(pidfd)
         os.close(pidfd)
-
-
-def _qualified_name(fn: object) -> str:
-    if fn is None:
-        return "run"
-    module = getattr(fn, "__module__", None) or "?"
-    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 class _Captured:
@@ -117,7 +110,7 @@ class Process:
         if target is not None and not callable(target):
             raise TypeError(f"target must be callable, not {type(target).__name__}")
         ctx = get_context(context)
-        self._target_name = _qualified_name(target)
+        self._target_name = function_name(target)
         if target is not None and ctx.get_start_method() != "fork":
             target = picklable_callable(target)
         self._capture: Callable[[OutputLine], object] | None = None

@@ -55,12 +55,15 @@ __all__ = [
     "CHUNK",
     "HEADER",
     "INIT_FAILED",
+    "LENGTH",
+    "LONG_LENGTH",
     "READY",
     "RESULT",
     "RESULT_HEADER",
     "SKIPPED",
     "STOP",
     "TASK",
+    "frame",
     "redirect_output",
     "worker_main",
 ]
@@ -107,9 +110,9 @@ def worker_main(
             try:
                 initializer(*initargs)
             except BaseException as exc:  # noqa: BLE001 - the parent reports it, breaks the pool
-                sock.sendall(_frame(HEADER.pack(INIT_FAILED, 0) + dumps_failure(exc)))
+                sock.sendall(frame(HEADER.pack(INIT_FAILED, 0) + dumps_failure(exc)))
                 return
-        sock.sendall(_frame(HEADER.pack(READY, 0)))
+        sock.sendall(frame(HEADER.pack(READY, 0)))
         _serve(sock)
 
 
@@ -136,12 +139,12 @@ def _serve(sock: socket.socket) -> None:
                 view = memoryview(buffer)
                 pos, size = 0, len(buffer)
                 while size - pos >= 4:
-                    (length,) = _LENGTH.unpack_from(buffer, pos)
+                    (length,) = LENGTH.unpack_from(buffer, pos)
                     start = pos + 4
                     if length == -1:
                         if size - pos < 12:
                             break
-                        (length,) = _LONG_LENGTH.unpack_from(buffer, start)
+                        (length,) = LONG_LENGTH.unpack_from(buffer, start)
                         start += 8
                     end = start + length
                     if end > size:
@@ -153,7 +156,7 @@ def _serve(sock: socket.socket) -> None:
                         for entry in pending:
                             if entry[1] == ident:
                                 pending.remove(entry)
-                                sendall(_frame(HEADER.pack(SKIPPED, ident)))
+                                sendall(frame(HEADER.pack(SKIPPED, ident)))
                                 break
                     elif kind == STOP:
                         return
@@ -171,17 +174,17 @@ def _serve(sock: socket.socket) -> None:
         del body
         if flush is not None:
             flush()  # a task's prints reach the parent before its result
-        sendall(_frame(RESULT_HEADER.pack(RESULT, ident, elapsed) + outcome))
+        sendall(frame(RESULT_HEADER.pack(RESULT, ident, elapsed) + outcome))
 
 
 def _read_large(sock: socket.socket, buffer: bytes | bytearray) -> bytes | bytearray:
     """Complete a message much larger than one read in place (not by concatenation)."""
-    (length,) = _LENGTH.unpack_from(buffer)
+    (length,) = LENGTH.unpack_from(buffer)
     header = 4
     if length == -1:
         if len(buffer) < 12:
             return buffer
-        (length,) = _LONG_LENGTH.unpack_from(buffer, 4)
+        (length,) = LONG_LENGTH.unpack_from(buffer, 4)
         header = 12
     total = header + length
     if total <= 4 * _READ_SIZE:
@@ -199,15 +202,15 @@ def _read_large(sock: socket.socket, buffer: bytes | bytearray) -> bytes | bytea
 
 
 _READ_SIZE = 1 << 18
-_LENGTH = struct.Struct("!i")
-_LONG_LENGTH = struct.Struct("!Q")
+LENGTH = struct.Struct("!i")
+LONG_LENGTH = struct.Struct("!Q")
 
 
-def _frame(payload: bytes) -> bytes:
+def frame(payload: bytes) -> bytes:
     """multiprocessing's wire format: a 4-byte length (or -1 and 8 bytes), then the bytes."""
     if len(payload) > 0x7FFFFFFF:
-        return _LENGTH.pack(-1) + _LONG_LENGTH.pack(len(payload)) + payload
-    return _LENGTH.pack(len(payload)) + payload
+        return LENGTH.pack(-1) + LONG_LENGTH.pack(len(payload)) + payload
+    return LENGTH.pack(len(payload)) + payload
 
 
 _flush_output: Callable[[], None] | None = None
