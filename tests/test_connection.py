@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import inspect
 import multiprocessing
 import os
 import threading
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -93,23 +95,48 @@ async def test_cancelled_recv_mid_message_keeps_it_for_the_next() -> None:
     left, right = toolkit.Pipe()
     async with left, right:
         big = os.urandom(4 * MB)
-        sender = threading.Thread(target=left.sync.send_bytes, args=(big,))
+        rest = threading.Event()
+        sender = threading.Thread(target=_send_in_two_parts, args=(left.fileno(), big, rest))
         sender.start()
-        first = asyncio.ensure_future(right.recv_bytes())
-        await toolkit.to_thread(_wait_until_reading, right)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        assert await right.recv_bytes() == big
+        try:
+            first = asyncio.ensure_future(right.recv_bytes())
+            assert await toolkit.to_thread(_wait_until_reading, right)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+        finally:
+            rest.set()
+        assert await asyncio.wait_for(right.recv_bytes(), 30) == big
         await toolkit.to_thread(sender.join)
         left.sync.send_bytes(b"next")
         assert await right.recv_bytes() == b"next"
 
 
-def _wait_until_reading(conn: toolkit.Connection) -> None:
+def _send_in_two_parts(fd: int, data: bytes, rest: threading.Event) -> None:
+    """Write one message in the stdlib's wire format, holding its last part back until rest.
+
+    Held back, the message cannot be read whole before the test cancels its
+    reader (whole 4 MB messages sometimes were, and the gate never opened).
+    """
+    _write_all(fd, len(data).to_bytes(4, "big") + data[:MB])
+    rest.wait(30)
+    _write_all(fd, data[MB:])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _wait_until_reading(conn: toolkit.Connection, timeout: float = 30.0) -> bool:
     # The gate: the receiver has a message half-read, in its helper thread.
+    deadline = time.monotonic() + timeout
     while conn._pending_read is None:
+        if time.monotonic() > deadline:
+            return False
         threading.Event().wait(0.001)
+    return True
 
 
 async def test_poll_waits_up_to_its_timeout() -> None:
@@ -144,13 +171,40 @@ async def test_recv_maxlength() -> None:
             await right.recv_bytes(maxlength=5)
 
 
-async def test_closed_connection_is_a_clear_error() -> None:
+# Every call that uses a closed end; the stdlib raises OSError("handle is closed") for each.
+_CLOSED_CALLS: dict[str, Callable[[Any], object]] = {
+    "send": lambda conn: conn.send(1),
+    "send_unpicklable": lambda conn: conn.send(threading.Lock()),
+    "send_bytes": lambda conn: conn.send_bytes(b"x"),
+    "recv": lambda conn: conn.recv(),
+    "recv_bytes": lambda conn: conn.recv_bytes(),
+    "recv_bytes_into": lambda conn: conn.recv_bytes_into(bytearray(4)),
+    "poll": lambda conn: conn.poll(),
+    "poll_negative": lambda conn: conn.poll(-1),
+    "poll_forever": lambda conn: conn.poll(None),
+    "fileno": lambda conn: conn.fileno(),
+}
+
+
+@pytest.mark.parametrize("call", list(_CLOSED_CALLS))
+async def test_closed_connection_raises_the_stdlibs_oserror(call: str) -> None:
+    plain, plain_other = multiprocessing.Pipe()
+    ours, ours_other = toolkit.Pipe()
+    for end in (plain, plain_other, ours, ours_other):
+        end.close()
+    with pytest.raises(OSError, match="handle is closed") as stdlib:
+        _CLOSED_CALLS[call](plain)
+    with pytest.raises(toolkit.ConnectionClosedError, match="handle is closed") as info:
+        result = _CLOSED_CALLS[call](ours)
+        if inspect.isawaitable(result):
+            await result
+    assert isinstance(info.value, type(stdlib.value))  # an except clause for the stdlib catches it
+    assert isinstance(info.value, toolkit.ClosedError)  # and one for every closed toolkit object
+
+
+async def test_closed_connection_leaves_the_other_end_at_eof() -> None:
     left, right = toolkit.Pipe()
     left.close()
-    with pytest.raises(toolkit.ClosedError):
-        await left.send(1)
-    with pytest.raises(toolkit.ClosedError):
-        await left.recv()
     with pytest.raises(EOFError):
         await right.recv()
     right.close()
@@ -178,6 +232,37 @@ async def test_close_wakes_a_pending_recv() -> None:
     pending = asyncio.ensure_future(right.recv())
     await asyncio.sleep(0)
     right.close()
-    with pytest.raises(toolkit.ClosedError):
+    with pytest.raises(toolkit.ConnectionClosedError, match="handle is closed") as info:
+        await asyncio.wait_for(pending, 10)
+    assert isinstance(info.value, OSError)
+    left.close()
+
+
+async def test_close_wakes_a_pending_poll_with_an_error() -> None:
+    # Woken by the close, the poll must not answer "there is data".
+    left, right = toolkit.Pipe()
+    pending = asyncio.ensure_future(right.poll(None))
+    await asyncio.sleep(0)
+    right.close()
+    with pytest.raises(toolkit.ConnectionClosedError, match="handle is closed"):
         await asyncio.wait_for(pending, 10)
     left.close()
+
+
+async def test_poll_timeout_checked_as_everywhere() -> None:
+    left, right = toolkit.Pipe()
+    plain, plain_other = multiprocessing.Pipe()
+    async with left, right:
+        # The stdlib says "cannot convert float NaN to integer": not which argument, nor why.
+        with pytest.raises(ValueError, match=r"^timeout must be a number >= 0, not nan$"):
+            await right.poll(float("nan"))
+        with pytest.raises(TypeError, match="timeout must be a number of seconds or None"):
+            await right.poll("1")  # type: ignore[arg-type]
+        # A negative timeout is 0, as in the stdlib: no error, no wait.
+        assert plain.poll(-1) is False
+        assert await right.poll(-1) is False
+        await left.send("x")
+        assert await right.poll(-1.5) is True
+        assert await right.recv() == "x"
+    plain.close()
+    plain_other.close()

@@ -37,6 +37,26 @@ async def test_process_join_timeout_returns_with_it_running(mp_context: BaseCont
     assert process.exitcode == -signal.SIGKILL
 
 
+async def test_process_join_timeout_checked_as_everywhere(mp_context: BaseContext) -> None:
+    process = toolkit.Process(target=_helpers.block_forever, context=mp_context)
+    process.start()
+    try:
+        # The stdlib says "cannot convert float NaN to integer": not which argument, nor why.
+        with pytest.raises(ValueError, match=r"^timeout must be a number >= 0, not nan$"):
+            await process.join(float("nan"))
+        with pytest.raises(TypeError, match="timeout must be a number of seconds or None"):
+            await process.join("1")  # type: ignore[arg-type]
+        # A negative timeout is 0, as in the stdlib: it returns at once, no error.
+        await asyncio.wait_for(process.join(-1), 10)
+        assert process.is_alive()
+    finally:
+        process.kill()
+        await asyncio.wait_for(process.join(), 30)
+    assert process.exitcode == -signal.SIGKILL
+    with pytest.raises(ValueError, match="not nan"):  # even once it has ended: at the call
+        await process.join(float("nan"))
+
+
 async def test_process_cancelled_join_leaves_it_running(mp_context: BaseContext) -> None:
     process = toolkit.Process(target=_helpers.block_forever, context=mp_context)
     process.start()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,6 +15,7 @@ import toolkit
 from tests import _helpers
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.context import BaseContext
     from pathlib import Path
 
@@ -191,8 +193,61 @@ async def test_value_and_array_shared_with_children(mp_context: BaseContext) -> 
     assert len(squares) == 10
     raw = toolkit.RawValue("d", 1.5)
     assert raw.value == 1.5
-    with pytest.raises(ValueError, match="RawValue"):
-        toolkit.Value("i", 0, lock=False)
+
+
+def _write_value(value: Any, new: object) -> None:
+    """A child: write a shared value; a raw one has no lock to take."""
+    value.value = new
+
+
+async def test_value_and_array_without_lock_are_raw_and_shared_with_a_child(
+    mp_context: BaseContext,
+) -> None:
+    # multiprocessing.Value(..., lock=False) is the raw ctypes object, as RawValue.
+    value = toolkit.Value("i", 0, lock=False, context=mp_context)
+    squares = toolkit.Array("i", 10, lock=False, context=mp_context)
+    assert type(value) is type(multiprocessing.Value("i", 0, lock=False))
+    assert type(value) is type(toolkit.RawValue("i", 0))
+    assert type(squares) is type(multiprocessing.Array("i", 10, lock=False))
+    assert type(squares) is type(toolkit.RawArray("i", 10))
+    assert not hasattr(value, "get_lock")
+    async with (
+        toolkit.Process(target=_write_value, args=(value, 42), context=mp_context) as writer,
+        toolkit.Process(target=_helpers.fill_array, args=(squares,), context=mp_context) as filler,
+    ):
+        pass
+    assert (writer.exitcode, filler.exitcode) == (0, 0)
+    assert value.value == 42
+    assert list(squares) == [i * i for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    "make_lock",
+    [
+        lambda: True,
+        lambda: None,
+        toolkit.Lock,
+        toolkit.RLock,
+        multiprocessing.Lock,
+        multiprocessing.RLock,
+    ],
+    ids=["true", "none", "toolkit-lock", "toolkit-rlock", "mp-lock", "mp-rlock"],
+)
+async def test_value_and_array_take_every_other_lock_form(make_lock: Callable[[], Any]) -> None:
+    lock = make_lock()
+    value = toolkit.Value("i", 1, lock=lock)
+    squares = toolkit.Array("i", [0, 1, 4], lock=lock)
+    assert isinstance(value, toolkit.Value)
+    assert isinstance(squares, toolkit.Array)
+    for shared in (value, squares):
+        async with shared.get_lock():
+            pass
+        if isinstance(lock, toolkit.Lock | toolkit.RLock):
+            assert shared.get_lock().sync is lock.sync
+        elif lock not in (True, None):
+            assert shared.get_lock().sync is lock
+    value.value += 1
+    assert (value.value, list(squares)) == (2, [0, 1, 4])
 
 
 @pytest.mark.parametrize("kind", [toolkit.Lock, toolkit.RLock])

@@ -9,6 +9,11 @@ Cancellation never tears a message: a cancelled ``recv`` either read
 nothing, or its message is kept for the next ``recv``; a cancelled ``send``
 either wrote nothing, or its message goes out whole (in the background) and
 the next send waits for it.
+
+A closed end raises ``ConnectionClosedError`` from every call that uses it
+(``send``, ``recv``, ``poll``, ``fileno``...; also a ``recv`` or ``poll``
+that was waiting when it was closed): an ``OSError`` as the stdlib raises
+("handle is closed"), and a ``ClosedError`` as every closed toolkit object.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import select
 from typing import TYPE_CHECKING, Any
 
 from ._bridge import closing_fd, wait_readable
-from ._errors import ClosedError
+from ._errors import ConnectionClosedError
 from ._executors import to_thread
+from ._validate import check_timeout
 from ._wire import Partial, available, finish, try_read_message
 
 if TYPE_CHECKING:
@@ -30,6 +36,9 @@ if TYPE_CHECKING:
     from typing import Self
 
 __all__ = ["Connection", "Pipe"]
+
+# The stdlib's words for a closed connection, kept so that code matching on them still works.
+_CLOSED = "handle is closed"
 
 # Writes up to PIPE_BUF bytes into a pipe that polls writable never block
 # (POSIX: the pipe has at least PIPE_BUF free and such writes are atomic).
@@ -82,17 +91,28 @@ class Connection:
         return self._conn.writable
 
     def fileno(self) -> int:
+        """The descriptor underneath.
+
+        Raises:
+            ConnectionClosedError: this end was closed.
+        """
+        if self._conn.closed:
+            raise ConnectionClosedError(_CLOSED)
         return self._conn.fileno()
 
     def close(self) -> None:
-        """Close the connection (as the stdlib); pending receives fail with ClosedError."""
+        """Close the connection (as the stdlib).
+
+        Receives and polls waiting on it fail with ``ConnectionClosedError``.
+        """
         if not self._conn.closed:
             closing_fd(self._conn.fileno())
         self._conn.close()
 
     def _fd(self, readable: bool) -> int:
+        """Check this end is open and goes the right way (the stdlib's order); return its fd."""
         if self._conn.closed:
-            raise ClosedError("the connection is closed")
+            raise ConnectionClosedError(_CLOSED)
         if readable and not self._conn.readable:
             raise OSError("connection is write-only")
         if not readable and not self._conn.writable:
@@ -107,7 +127,7 @@ class Connection:
         Raises:
             EOFError: the other end closed and nothing is left.
             OSError: the message is longer than maxlength (then it is dropped, as the stdlib).
-            ClosedError: this end was closed.
+            ConnectionClosedError: this end was closed (an OSError, as the stdlib).
 
         Cancellation:
             Safe: either nothing was read, or the message is kept for the next recv.
@@ -121,6 +141,10 @@ class Connection:
 
     async def recv(self) -> Any:
         """Receive one pickled object.
+
+        Raises:
+            EOFError: the other end closed and nothing is left.
+            ConnectionClosedError: this end was closed, before or during the wait.
 
         Cancellation:
             Safe, as recv_bytes.
@@ -156,10 +180,15 @@ class Connection:
             if self._pending_read is not None:
                 # A message being finished off the loop (maybe a cancelled
                 # reader's): shielded, so cancelling us leaves it for the next.
-                data = await asyncio.shield(self._pending_read)
+                try:
+                    data = await asyncio.shield(self._pending_read)
+                except OSError as exc:
+                    if self._conn.closed:  # closed under the helper thread's read (EBADF)
+                        raise ConnectionClosedError(_CLOSED) from exc
+                    raise
                 self._pending_read = None
                 return data
-            fd = self._fd(readable=True)  # closed while we waited: ClosedError
+            fd = self._fd(readable=True)  # closed while we waited: ConnectionClosedError
             message = try_read_message(fd, self._header)
             if isinstance(message, bytearray):
                 return message
@@ -174,7 +203,9 @@ class Connection:
         Raises:
             multiprocessing.BufferTooShort: the buffer is too small; the
                 message is in ``exc.args[0]`` (as the stdlib).
+            ConnectionClosedError: this end was closed.
         """
+        self._fd(readable=True)  # closed or write-only: that first, as the stdlib
         view = memoryview(buffer).cast("B")
         if offset < 0 or offset > len(view):
             raise ValueError("offset out of bounds" if offset >= 0 else "negative offset")
@@ -187,9 +218,17 @@ class Connection:
     async def poll(self, timeout: float | None = 0.0) -> bool:
         """Tell whether there is data to read, waiting up to timeout seconds (None: forever).
 
+        A negative timeout means 0, as in the stdlib.
+
+        Raises:
+            ValueError: timeout is NaN.
+            TypeError: timeout is not a number or None.
+            ConnectionClosedError: this end was closed, before or during the wait.
+
         Cancellation:
             Safe: nothing is read.
         """
+        timeout = check_timeout(timeout, negative_is_zero=True)
         fd = self._fd(readable=True)
         if self._pending_read is not None or available(fd) or self._conn.poll(0):
             return True
@@ -200,6 +239,7 @@ class Connection:
                 await wait_readable(fd)
         except TimeoutError:
             return False
+        self._fd(readable=True)  # woken by close(): not "readable"
         return True
 
     # -- sending ------------------------------------------------------------------------------
@@ -207,11 +247,15 @@ class Connection:
     async def send_bytes(self, buffer: Any, offset: int = 0, size: int | None = None) -> None:
         """Send bytes (or part of a buffer) as one message.
 
+        Raises:
+            ConnectionClosedError: this end was closed (also while waiting
+                for an earlier message to go out).
+
         Cancellation:
             A message that started going out goes out whole (in the
             background); one that had not started is not sent.
         """
-        fd = self._fd(readable=False)
+        self._fd(readable=False)
         view = memoryview(buffer).cast("B")
         if offset < 0 or offset > len(view):
             raise ValueError("offset out of bounds" if offset >= 0 else "negative offset")
@@ -224,24 +268,35 @@ class Connection:
             self._writers = asyncio.Lock()
         async with self._writers:
             if self._pending_write is not None:  # a cancelled sender's message still going out
-                await asyncio.shield(self._pending_write)
-                self._pending_write = None
+                await self._finish_write(self._pending_write)
+            fd = self._fd(readable=False)  # closed while we waited for the lock or that write?
             if size + 4 <= _INLINE_WRITE and _writable_now(fd):
                 self._conn.send_bytes(data)
                 return
             self._pending_write = asyncio.ensure_future(to_thread(self._conn.send_bytes, data))
-            await asyncio.shield(self._pending_write)
-            self._pending_write = None
+            await self._finish_write(self._pending_write)
+
+    async def _finish_write(self, pending: asyncio.Future[None]) -> None:
+        """Wait for a write going out in a helper thread (shielded: it must go out whole)."""
+        try:
+            await asyncio.shield(pending)
+        except OSError as exc:
+            if self._conn.closed:  # closed under the write: the stdlib's plain OSError, or EBADF
+                raise ConnectionClosedError(_CLOSED) from exc
+            raise
+        self._pending_write = None
 
     async def send(self, obj: Any) -> None:
         """Send a picklable object.
 
         Raises:
             pickle.PicklingError, TypeError...: obj cannot be pickled (nothing is sent).
+            ConnectionClosedError: this end was closed.
 
         Cancellation:
             As send_bytes.
         """
+        self._fd(readable=False)  # a closed end fails before pickling, as the stdlib
         await self.send_bytes(multiprocessing.reduction.ForkingPickler.dumps(obj))
 
     # -- context manager ---------------------------------------------------------------------

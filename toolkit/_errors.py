@@ -3,8 +3,10 @@
     ToolkitError
     ├── WorkerDiedError      .pid .exitcode .signal .task; the message names the signal
     ├── TaskTimeoutError     + TimeoutError, multiprocessing.TimeoutError
-    ├── ClosedError          + ValueError (what multiprocessing raises)
-    │   └── PoolClosedError  + RuntimeError (what concurrent.futures raises)
+    ├── ClosedError          + ValueError (what multiprocessing raises for a queue or pool)
+    │   ├── PoolClosedError  + RuntimeError (what concurrent.futures raises)
+    │   └── ConnectionClosedError + OSError (what a closed multiprocessing Connection raises)
+    ├── TaskExitError        a task raised SystemExit or KeyboardInterrupt; .code
     ├── BrokenPoolError      + concurrent.futures.BrokenExecutor; a worker initializer failed
     ├── SerializationError   + pickle.PicklingError; .argument .type
     ├── QueueEmpty           + queue.Empty, asyncio.QueueEmpty
@@ -14,7 +16,11 @@
 A task's own exception is never wrapped: it comes back as its own type, with
 the worker's formatted traceback attached as ``__cause__`` (a RemoteTraceback,
 as concurrent.futures does). ``asyncio.CancelledError`` is never wrapped or
-swallowed.
+swallowed. The two exceptions that are not errors but requests to stop the
+program, ``SystemExit`` and ``KeyboardInterrupt``, are the exception: raised
+by a task (``sys.exit`` in reused CLI code, an argparse error), they would end
+the *caller's* program, since asyncio lets them through every task. They
+come back as ``TaskExitError``, with the original as ``__cause__``.
 
 Every class with a custom ``__init__`` defines ``__reduce__``: exceptions cross
 process boundaries, and pickle would otherwise call ``__init__`` with the
@@ -37,15 +43,18 @@ if TYPE_CHECKING:
 __all__ = [
     "BrokenPoolError",
     "ClosedError",
+    "ConnectionClosedError",
     "ManagerDiedError",
     "PoolClosedError",
     "QueueEmpty",
     "QueueFull",
     "RemoteTraceback",
     "SerializationError",
+    "TaskExitError",
     "TaskTimeoutError",
     "ToolkitError",
     "WorkerDiedError",
+    "as_task_error",
 ]
 
 
@@ -121,6 +130,63 @@ class PoolClosedError(ClosedError, RuntimeError):
     Also a ``RuntimeError``, what ``concurrent.futures`` raises for a submit
     after shutdown.
     """
+
+
+class ConnectionClosedError(ClosedError, OSError):
+    """This end of the connection was closed.
+
+    An ``OSError``, as a closed ``multiprocessing.connection.Connection``
+    raises ("handle is closed"), and a ``ClosedError`` (so a ``ValueError``)
+    like every closed object of the toolkit.
+    """
+
+
+class TaskExitError(ToolkitError):
+    """A task raised ``SystemExit`` or ``KeyboardInterrupt``: only that task failed.
+
+    Raised in the caller in their place, so that ``except Exception`` catches
+    it and the caller's program goes on (asyncio would otherwise stop the
+    event loop and end the program). The original exception is the
+    ``__cause__`` (for a process task, with the worker's traceback as its
+    own cause).
+
+    Attributes:
+        code: the exit code ``sys.exit`` was given (``SystemExit.code``: an
+            int, a message, or None), or None for ``KeyboardInterrupt``.
+        kind: the original exception's type name: "SystemExit" or
+            "KeyboardInterrupt".
+    """
+
+    def __init__(self, kind: str, code: object = None, task: str | None = None) -> None:
+        where = f" {task}" if task else ""
+        if kind == "SystemExit":
+            message = f"the task{where} raised SystemExit({code!r}) (sys.exit)"
+        else:
+            message = f"the task{where} raised {kind}"
+        super().__init__(message + "; only the task ended, not this program")
+        self.kind = kind
+        self.code = code
+        self.task = task
+
+    def __reduce__(self) -> tuple[type[Self], tuple[str, object, str | None]]:
+        return type(self), (self.kind, self.code, self.task)
+
+
+def as_task_error(exc: BaseException) -> BaseException:
+    """Return what a caller should get for a task's exception: exc, or TaskExitError.
+
+    ``SystemExit`` and ``KeyboardInterrupt`` (and their subclasses) become a
+    ``TaskExitError`` with exc as ``__cause__``; anything else is returned
+    as it is (``CancelledError`` included: never wrapped).
+    """
+    if isinstance(exc, SystemExit):
+        error = TaskExitError("SystemExit", exc.code)
+    elif isinstance(exc, KeyboardInterrupt):
+        error = TaskExitError(type(exc).__name__)
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
 
 
 class BrokenPoolError(ToolkitError, concurrent.futures.BrokenExecutor):

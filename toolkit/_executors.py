@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ca
 from ._bridge import bridge_for
 from ._chunking import ChunkSizer
 from ._context import get_context
-from ._errors import PoolClosedError, SerializationError, TaskTimeoutError
+from ._errors import PoolClosedError, SerializationError, TaskTimeoutError, as_task_error
+from ._guard import Guarded, start_forkserver
 from ._serialize import (
     ChunkOutcome,
     dumps_call,
@@ -160,7 +161,8 @@ class _ThreadCall:
         try:
             result = self.context.run(self.fn, *self.args, **self.kwargs)
         except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting task
-            self.bridge.post(_set_exception, self.future, exc)
+            # sys.exit() or KeyboardInterrupt in fn ends the call, not the program.
+            self.bridge.post(_set_exception, self.future, as_task_error(exc))
         else:
             self.bridge.post(_set_result, self.future, result)
         finally:
@@ -358,6 +360,29 @@ def _count_workers(executor: cf.Executor) -> int:
     return os.cpu_count() or 1
 
 
+def _guard_workers(executor: cf.ProcessPoolExecutor) -> None:
+    """Have the executor's workers end with this process, even killed (_guard.py).
+
+    ``ProcessPoolExecutor`` workers block on a call queue whose write end they
+    hold themselves, so they never notice the parent's death: they stay, and
+    keep the forkserver and resource tracker up with them. Each worker runs
+    the executor's initializer first thing: a ``Guarded`` one starts the
+    parent watcher before the user's initializer. Workers started before the
+    facade existed are not guarded.
+    """
+    initializer = getattr(executor, "_initializer", _MISSING)
+    if initializer is _MISSING or isinstance(initializer, Guarded):
+        return  # another implementation, or guarded already
+    context = getattr(executor, "_mp_context", None)
+    if context is not None:
+        start_forkserver(context)
+    original = cast("Callable[..., object] | None", initializer)
+    executor._initializer = Guarded(os.getpid(), original)
+
+
+_MISSING = object()
+
+
 def _is_in_process(executor: cf.Executor) -> bool:
     return isinstance(executor, cf.ThreadPoolExecutor)
 
@@ -391,6 +416,8 @@ class AsyncExecutor:
             name = type(given).__name__
             raise TypeError(f"AsyncExecutor needs a concurrent.futures.Executor, not {name}{hint}")
         self._executor = executor
+        if isinstance(executor, cf.ProcessPoolExecutor):
+            _guard_workers(executor)
         self._timeout = check_timeout(timeout, allow_zero=False)
         self._serialize = not _is_in_process(executor) if serialize is None else bool(serialize)
         self._workers: int | None = None
@@ -626,7 +653,8 @@ class AsyncExecutor:
                 return
             exc = fut.exception()
             if exc is not None:
-                bridge.post(_deliver, False, exc)
+                # A thread executor hands back a task's SystemExit as it is.
+                bridge.post(_deliver, False, as_task_error(exc))
                 return
             if decode is None:
                 bridge.post(_deliver, True, fut.result())

@@ -14,7 +14,12 @@ without a thread per call (_proxies.py).
         print(await d.copy())                    join, terminate if need be
 
 The server process's sentinel is watched (no thread): if it dies, every
-pending and later call fails with ``ManagerDiedError`` at once.
+pending and later call fails with ``ManagerDiedError`` at once. The other
+way round, the server ends with the process that started it, even one
+killed by SIGKILL: a thread of the server waits on the parent's pid
+(_guard.py), then kills the server's own children and exits. An orphaned
+server would hold its address for good, and a restart on a fixed port
+would fail with "Address already in use".
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.managers
 import multiprocessing.util
+import os
 import signal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +38,7 @@ from ._connection import Connection
 from ._context import get_context
 from ._errors import ClosedError, ManagerDiedError, describe_exit
 from ._executors import to_thread
+from ._guard import end_with_children, start_forkserver, watch_process
 from ._manager_connections import (
     ConnectionPool,
     forget_pool,
@@ -79,8 +86,20 @@ def _serve(
     writer: Any,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
+    parent_pid: int,
 ) -> None:
-    """The server process: the stdlib's Server, its address (or why it failed) sent back."""
+    """The server process: the stdlib's Server, its address (or why it failed) sent back.
+
+    It ends with parent_pid, and ends its own children first (a ``Pool``
+    typeid's workers, what a registered type started): nothing else stops
+    them once the parent is killed, and the server would keep its address
+    (a fixed port) for good.
+    """
+    # A watcher thread only, not guard_child's parent-death signal: under
+    # forkserver that SIGKILL arrives as the forkserver dies with the parent,
+    # before the watcher has killed our children, who would be orphaned for
+    # good. The cost: a call in C holding the GIL delays the exit until it ends.
+    watch_process(parent_pid, end_with_children, name="toolkit-manager-guard")
     signal.signal(
         signal.SIGINT, signal.SIG_IGN
     )  # as the stdlib (bpo-36368): Ctrl-C is the parent's
@@ -305,6 +324,10 @@ class BaseManager:
             raise multiprocessing.ProcessError(f"the manager was already {self._state}")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        # Here, not in the thread below (a few ms, once): a forkserver started
+        # from the main thread dies with this process (_guard.py) instead of
+        # staying until its last child, this server included, has gone.
+        start_forkserver(self._context)
         self._state = _STARTED
         reader, writer = self._context.Pipe(duplex=False)
         process = Process(
@@ -317,6 +340,7 @@ class BaseManager:
                 writer,
                 initializer,
                 tuple(initargs),
+                os.getpid(),
             ),
             context=self._context,
         )

@@ -57,6 +57,7 @@ from ._errors import (
     describe_exit,
 )
 from ._executors import MapResult, to_thread
+from ._guard import start_forkserver
 from ._inspection import PoolSnapshot, PoolStats, TaskInfo, WorkerInfo, function_name, register
 from ._pool_workers import EXITED, OutputLine, ProcessWorker, ThreadWorker, print_output
 from ._process import _wait_ended
@@ -1315,6 +1316,7 @@ class Pool(_PoolBase):
     ) -> None:
         self._context = get_context(context)
         preload_in_forkserver(self._context, "toolkit._worker")
+        start_forkserver(self._context)  # from the main thread: it dies with this process
         if capture_output is True:
             self._capture: Callable[[OutputLine], object] | None = print_output
         elif capture_output is False or capture_output is None:

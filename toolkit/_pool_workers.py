@@ -39,6 +39,7 @@ from ._bridge import (
     watch_readable,
     watch_writable,
 )
+from ._errors import as_task_error
 from ._reaping import guard_poll
 from ._serialize import finish, run_chunk_here
 from ._worker import (
@@ -509,7 +510,7 @@ class ThreadWorker(_WorkerBase):
                 try:
                     outcome: Any = (True, finish(fn(*args, **kwargs)))
                 except BaseException as exc:  # noqa: BLE001 - the awaiting caller raises it
-                    outcome = (False, exc)
+                    outcome = (False, as_task_error(exc))  # sys.exit ends only the task
             else:
                 assert task.kind == CHUNK
                 outcome = run_chunk_here(*task.payload)

@@ -24,6 +24,7 @@ from ._inspection import ProcessInfo, function_name, register
 from ._pool_workers import OutputLine, _LineReader, print_output
 from ._reaping import guard_poll
 from ._serialize import picklable_callable
+from ._validate import check_timeout
 from ._worker import redirect_output
 
 if TYPE_CHECKING:
@@ -194,13 +195,20 @@ class Process:
     async def join(self, timeout: float | None = None) -> None:
         """Wait until the process ends, or timeout seconds pass (then return, as the stdlib).
 
+        A negative timeout means 0, as in the stdlib.
+
         Raises:
             AssertionError: the process was never started (as the stdlib).
-            ValueError: the process was closed.
+            ValueError: the process was closed, or timeout is NaN.
+            TypeError: timeout is not a number or None.
 
         Cancellation:
             Safe: the process is left running, nothing is read.
         """
+        # Checked first, so a bad timeout fails at the call even if the process
+        # has ended (the stdlib only trips on it, as "cannot convert float NaN
+        # to integer", while it waits).
+        timeout = check_timeout(timeout, negative_is_zero=True)
         process = self._process
         if process._closed:  # type: ignore[attr-defined]
             raise ValueError("process object is closed")

@@ -268,12 +268,18 @@ def run_chunk(payload: bytes) -> bytes:
 # --- parent side --------------------------------------------------------------------------------
 
 
-def _raise_remote(exc: BaseException, tb: str) -> None:
-    if tb:
-        from ._errors import RemoteTraceback
+def _caller_error(exc: BaseException, tb: str) -> BaseException:
+    """What the caller gets for a worker's exception: its traceback attached, exits wrapped."""
+    from ._errors import RemoteTraceback, as_task_error
 
+    if tb:
         exc.__cause__ = RemoteTraceback(tb)
-    raise exc
+    # A task's sys.exit() or KeyboardInterrupt must not end the caller's program.
+    return as_task_error(exc)
+
+
+def _raise_remote(exc: BaseException, tb: str) -> None:
+    raise _caller_error(exc, tb)
 
 
 def load_outcome(data: bytes) -> Any:
@@ -301,10 +307,7 @@ def load_chunk_outcome(data: bytes) -> ChunkOutcome:
     error = None
     if failure is not None:
         _, error, tb = failure
-        if tb:
-            from ._errors import RemoteTraceback
-
-            error.__cause__ = RemoteTraceback(tb)
+        error = _caller_error(error, tb)
     return ChunkOutcome(results, error, elapsed)
 
 
@@ -315,7 +318,9 @@ def run_chunk_here(fn: Callable[..., Any], chunk: list[Any], star: bool) -> Chun
     try:
         _run_items(fn, chunk, star, results)
     except BaseException as exc:  # noqa: BLE001 - the map raises it after the results before it
-        return ChunkOutcome(results, exc, time.perf_counter() - start)
+        from ._errors import as_task_error
+
+        return ChunkOutcome(results, as_task_error(exc), time.perf_counter() - start)
     return ChunkOutcome(results, None, time.perf_counter() - start)
 
 

@@ -5,6 +5,11 @@ instant, as the stdlib does; that never waits long, so it stays a plain
 attribute. What can wait is holding the lock across several operations:
 ``async with v.get_lock():`` takes it without blocking the loop.
 ``RawValue`` and ``RawArray`` (no lock) are the stdlib's, passed through.
+
+``Value(..., lock=False)`` and ``Array(..., lock=False)`` return what the
+stdlib returns for them: the raw ctypes object, as ``RawValue`` and
+``RawArray`` do (so ``toolkit.X`` stays a drop-in for ``multiprocessing.X``).
+Hence ``__new__``: a class whose constructor returns another type.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ class _Synchronized:
 
     @classmethod
     def _rebuild(cls, shared: Any) -> Any:
-        self = cls.__new__(cls)
+        self = object.__new__(cls)  # not cls.__new__: that takes the constructor's arguments
         self._shared = shared
         self._init_lock()
         return self
@@ -65,8 +70,21 @@ class Value(_Synchronized):
 
     Args:
         typecode_or_type: an ``array`` typecode ("i", "d"...) or a ctypes type.
-        lock: True (a new RLock), or a lock to use (toolkit or multiprocessing).
+        lock: True or None (a new RLock), a lock to use (toolkit or
+            multiprocessing), or False: no lock, and then the result is the
+            raw ctypes object (what ``RawValue`` returns), as in the stdlib.
     """
+
+    def __new__(
+        cls,
+        typecode_or_type: Any,
+        *args: Any,
+        lock: Any = True,
+        context: BaseContext | str | None = None,
+    ) -> Any:
+        if lock is False:  # the stdlib's test too: any other falsy lock means "a new one"
+            return RawValue(typecode_or_type, *args, context=context)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -75,8 +93,6 @@ class Value(_Synchronized):
         lock: Any = True,
         context: BaseContext | str | None = None,
     ) -> None:
-        if lock is False:
-            raise ValueError("a Value without a lock is a RawValue: use toolkit.RawValue")
         self._shared = get_context(context).Value(typecode_or_type, *args, lock=_plain_lock(lock))
         self._init_lock()
 
@@ -93,7 +109,26 @@ class Value(_Synchronized):
 
 
 class Array(_Synchronized):
-    """``multiprocessing.Array``: a ctypes array in shared memory, with an awaitable lock."""
+    """``multiprocessing.Array``: a ctypes array in shared memory, with an awaitable lock.
+
+    Args:
+        typecode_or_type: an ``array`` typecode ("i", "d"...) or a ctypes type.
+        size_or_initializer: the length (zeroed), or a sequence to copy.
+        lock: as for ``Value``; False returns the raw ctypes array (what
+            ``RawArray`` returns), as in the stdlib.
+    """
+
+    def __new__(
+        cls,
+        typecode_or_type: Any,
+        size_or_initializer: Any,
+        *,
+        lock: Any = True,
+        context: BaseContext | str | None = None,
+    ) -> Any:
+        if lock is False:
+            return RawArray(typecode_or_type, size_or_initializer, context=context)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -103,8 +138,6 @@ class Array(_Synchronized):
         lock: Any = True,
         context: BaseContext | str | None = None,
     ) -> None:
-        if lock is False:
-            raise ValueError("an Array without a lock is a RawArray: use toolkit.RawArray")
         self._shared = get_context(context).Array(
             typecode_or_type, size_or_initializer, lock=_plain_lock(lock)
         )

@@ -18,7 +18,16 @@ def check_timeout(
     Args:
         allow_zero: 0 means "poll" (queue gets, waits); else it must be > 0.
         negative_is_zero: a negative timeout means 0, as for the stdlib's
-            semaphore ``acquire``; otherwise it is a ValueError (as ``queue.get``).
+            semaphore ``acquire``, ``Connection.poll`` and ``Process.join``;
+            otherwise it is a ValueError (as ``queue.get``). NaN is a
+            ValueError either way.
+
+    Returns:
+        The timeout as a float, or None.
+
+    Raises:
+        TypeError: not an int, a float or None (a bool is refused too).
+        ValueError: NaN, or below the bound ("timeout must be a number >= 0, not nan").
     """
     if timeout is None:
         return None
@@ -26,8 +35,11 @@ def check_timeout(
         raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
     if negative_is_zero and timeout < 0:
         return 0.0
-    if not (timeout >= 0 if allow_zero else timeout > 0):  # also rejects NaN
-        raise ValueError(f"timeout must be {'>= 0' if allow_zero else '> 0'}, not {timeout!r}")
+    if not (timeout >= 0 if allow_zero else timeout > 0):  # NaN fails both comparisons too
+        # "a number": the message must read right for NaN ("..., not nan"),
+        # which the stdlib reports as "cannot convert float NaN to integer".
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"timeout must be a number {bound}, not {timeout!r}")
     return float(timeout)
 
 

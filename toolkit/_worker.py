@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import multiprocessing
 import os
 import select
 import signal
@@ -44,6 +45,7 @@ import threading
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from ._guard import end_with_children, watch_process
 from ._serialize import dumps_failure, run_call, run_chunk
 
 if TYPE_CHECKING:
@@ -98,12 +100,13 @@ def worker_main(
         with contextlib.suppress(OSError):
             os.close(fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
     if stdout is not None and stderr is not None:
         redirect_output(stdout, stderr)
     # A socket of our own over the same descriptor: recv with MSG_DONTWAIT below.
     sock = socket.socket(fileno=os.dup(conn.fileno()))
     conn.close()
-    _watch_parent(sock.fileno())
+    _watch_parent(sock.fileno(), None if parent is None else parent.pid)
     # EOF or a reset: the parent closed our socket, nothing left to answer to.
     with sock, contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
         if initializer is not None:
@@ -236,9 +239,11 @@ def redirect_output(stdout: Connection, stderr: Connection) -> None:
     _flush_output = flush
 
 
-def _watch_parent(fd: int) -> None:
+def _watch_parent(fd: int, parent_pid: int | None) -> None:
     """End this worker (and its children) the moment the parent's end of fd closes."""
-    if not hasattr(select, "POLLRDHUP"):  # Linux only; elsewhere EOF ends the worker between tasks
+    if not hasattr(select, "POLLRDHUP"):  # Linux only: elsewhere, watch the parent process
+        if parent_pid is not None:
+            watch_process(parent_pid, end_with_children)
         return
 
     def watch() -> None:
@@ -248,17 +253,6 @@ def _watch_parent(fd: int) -> None:
         while True:
             for _, events in poller.poll():
                 if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                    _orphaned()
+                    end_with_children()
 
     threading.Thread(target=watch, name="toolkit-parent-watch", daemon=True).start()
-
-
-def _orphaned() -> None:
-    try:
-        import psutil
-
-        for child in psutil.Process().children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-    finally:
-        os._exit(1)
