@@ -11,7 +11,12 @@ import multiprocessing
 import sys
 from multiprocessing.context import BaseContext
 
-__all__ = ["default_start_method", "get_context", "preload_in_forkserver"]
+__all__ = [
+    "check_not_bootstrapping",
+    "default_start_method",
+    "get_context",
+    "preload_in_forkserver",
+]
 
 
 def default_start_method() -> str:
@@ -61,3 +66,27 @@ def preload_in_forkserver(context: BaseContext, module: str) -> None:
     if getattr(server, "_forkserver_pid", None) is not None or module in modules:
         return
     context.set_forkserver_preload([*modules, module])
+
+
+def check_not_bootstrapping(what: str) -> None:
+    """Refuse to start workers from a child that is still importing the parent's script.
+
+    Under spawn and forkserver, a child imports the parent's ``__main__``
+    script before it runs its task. A script without the
+    ``if __name__ == "__main__":`` guard then starts a pool again, in every
+    child: the stdlib stops that only at ``Process.start`` (the toolkit
+    starts workers in the background, where the error would be lost and the
+    program would hang). Here the child fails at once, saying what to add;
+    the parent's pool then breaks with the same hint.
+
+    Raises:
+        RuntimeError: called while this process is bootstrapping.
+    """
+    from multiprocessing import process
+
+    if getattr(process.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            f"{what} was called while this child process is still importing the main "
+            "script of its parent (start method spawn or forkserver). Put the code that "
+            "starts pools and processes under  if __name__ == '__main__':  in that script."
+        )

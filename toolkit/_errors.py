@@ -200,25 +200,30 @@ class BrokenPoolError(ToolkitError, concurrent.futures.BrokenExecutor):
 
 
 class SerializationError(ToolkitError, pickle.PicklingError):
-    """A function, argument or result could not be pickled.
+    """A function, argument or result could not be pickled (or unpickled on the other side).
 
     Attributes:
         argument: which part failed: "the function", "argument 0",
             "keyword argument 'x'", "the result"...
         type: the qualified name of the type that could not be pickled.
+        unpickle: True when it pickled but could not be rebuilt on the other
+            side (an exception whose ``__init__`` needs more arguments than
+            it gives ``super().__init__``); the message then carries the
+            original type and message, and ``__cause__`` the worker's traceback.
     """
 
-    def __init__(self, argument: str, type: str, reason: str = "") -> None:
-        message = f"cannot pickle {argument} (type {type})"
+    def __init__(self, argument: str, type: str, reason: str = "", unpickle: bool = False) -> None:
+        message = f"cannot {'unpickle' if unpickle else 'pickle'} {argument} (type {type})"
         if reason:
             message += f": {reason}"
         super().__init__(message)
         self.argument = argument
         self.type = type
         self.reason = reason
+        self.unpickle = unpickle
 
-    def __reduce__(self) -> tuple[type[Self], tuple[str, str, str]]:
-        return type(self), (self.argument, self.type, self.reason)
+    def __reduce__(self) -> tuple[type[Self], tuple[str, str, str, bool]]:
+        return type(self), (self.argument, self.type, self.reason, self.unpickle)
 
 
 class QueueEmpty(ToolkitError, queue.Empty, asyncio.QueueEmpty):

@@ -43,12 +43,12 @@ import dataclasses
 import itertools
 import os
 import threading
+import weakref
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, final
 
 from ._bridge import bridge_for
 from ._chunking import ChunkSizer
-from ._context import get_context
 from ._errors import PoolClosedError, SerializationError, TaskTimeoutError, as_task_error
 from ._guard import Guarded, start_forkserver
 from ._serialize import (
@@ -76,6 +76,8 @@ if TYPE_CHECKING:
     )
     from types import TracebackType
     from typing import Self
+
+    from ._pool import Pool
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -122,7 +124,6 @@ def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
 
 _defaults_lock = threading.Lock()
 _default_threads: ThreadCache | None = None
-_default_process: AsyncExecutor | None = None
 
 
 def _thread_cache() -> ThreadCache:
@@ -194,51 +195,55 @@ async def to_thread(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) ->
 # --- to_process and the default executors -----------------------------------------------------
 
 
-def _is_broken(executor: AsyncExecutor) -> bool:
-    # ProcessPoolExecutor marks itself broken for good when a worker dies
-    # (cpython#82265); the default pool is replaced instead of failing every
-    # later to_process call.
-    return bool(getattr(executor.executor, "_broken", False))
+# The default process pool: a toolkit Pool per event loop, elastic (workers
+# start on demand and leave after 5 minutes idle, as anyio's do). It belongs
+# to the loop that started it: when that loop ends (asyncio.run, a Runner,
+# pytest-asyncio, anyio), its workers are killed with it (_pool.py), so a
+# program that runs loops one after another does not pile up processes.
+_PROCESS_IDLE_TIMEOUT = 300.0
+_default_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _process_executor() -> AsyncExecutor:
-    global _default_process
-    executor = _default_process
-    if executor is None or _is_broken(executor):
+def _process_pool() -> Pool:
+    loop = _running_loop("to_process()")
+    pool = _default_pools.get(loop)
+    if pool is None or pool._state != "running":
+        from ._pool import Pool  # here: _pool imports this module
+
         with _defaults_lock:
-            executor = _default_process
-            if executor is not None and _is_broken(executor):
-                executor._closed = True
-                executor.executor.shutdown(wait=False)  # its workers are already gone
-                executor = None
-            if executor is None:
-                pool = cf.ProcessPoolExecutor(mp_context=get_context())
-                executor = _default_process = AsyncExecutor(pool)
-    return executor
+            pool = _default_pools.get(loop)
+            if pool is None or pool._state != "running":
+                pool = Pool(name="to_process", idle_timeout=_PROCESS_IDLE_TIMEOUT)
+                _default_pools[loop] = pool
+    return pool
 
 
 async def to_process(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     """Run a function in a worker process of the default process pool and return its result.
 
-    The pool has ``os.cpu_count()`` workers, started on demand with the
-    toolkit's start method (forkserver on Linux). Lambdas, closures and
-    functions typed at a prompt are pickled by value.
+    The default pool is a ``toolkit.Pool`` of the event loop that calls: up
+    to one worker per CPU, started on demand with the toolkit's start method
+    (forkserver on Linux), leaving after 5 minutes idle, and ended with the
+    loop. It shows in ``toolkit.inspect`` (the playground's ``ps`` and
+    ``top``) as the pool named "to_process". Lambdas, closures and functions
+    typed at a prompt are pickled by value.
 
     Raises:
         TypeError: fn is not callable.
         SerializationError: fn or an argument cannot be pickled (at the call).
+        WorkerDiedError: the worker died running it (killed, ``os._exit``, a
+            crash); only this call fails, the pool replaces the worker.
+        TaskExitError: fn raised ``SystemExit`` or ``KeyboardInterrupt``.
         Exception: whatever fn raised in the worker, as its own type, with the
             worker's traceback as ``__cause__``.
 
     Cancellation:
-        A call that has not started is dropped; one already running in a
-        worker runs to its end (use ``toolkit.Pool`` to kill on cancel).
-
-    A worker that dies (killed, ``os._exit``, a crash) fails the calls in
-    flight with ``concurrent.futures.process.BrokenProcessPool``; the next
-    call gets a fresh pool.
+        A call that has not started is dropped; one already running is
+        stopped: its worker is killed (and replaced when needed).
     """
-    return await _process_executor().run(fn, *args, **kwargs)
+    return await _process_pool().apply(fn, args, kwargs)
 
 
 async def _in_own_thread(fn: Callable[[], object], name: str) -> None:
@@ -270,22 +275,30 @@ async def _in_own_thread(fn: Callable[[], object], name: str) -> None:
 
 
 async def shutdown_default_executors() -> None:
-    """Shut down the executors behind ``to_thread`` and ``to_process``.
+    """Shut down the worker threads of ``to_thread`` and this loop's ``to_process`` pool.
 
-    ``toolkit.run`` calls this on its way out; call it yourself before a loop
-    you run another way closes, so that no worker thread or process outlives
-    it. The next call to either function starts fresh ones.
+    ``toolkit.run`` calls this on its way out (after cancelling the tasks
+    left, so no call is still awaited). Other loops need not: the process
+    pool ends with its loop, and idle threads leave after 10 s. Call it to
+    end them sooner. A call still running is waited for. The next call to
+    either function starts fresh ones.
 
     Cancellation:
         The executors are shut down anyway; only the wait is abandoned.
     """
-    global _default_threads, _default_process
+    global _default_threads
+    loop = asyncio.get_running_loop()
     with _defaults_lock:
         cache, _default_threads = _default_threads, None
-        process, _default_process = _default_process, None
-    if process is not None:
-        process._closed = True
-        await _in_own_thread(lambda: process._shutdown_executor(True, False), "toolkit-shutdown")
+        pool = _default_pools.pop(loop, None)
+        stale = [p for lp, p in list(_default_pools.items()) if lp.is_closed()]
+        for other in stale:
+            _default_pools.pop(other._loop, None)  # type: ignore[arg-type]
+    for other in stale:  # a loop that closed without cancelling its tasks
+        other._kill_now()
+    if pool is not None:
+        pool.close()
+        await pool.join()
     if cache is not None:
         await _in_own_thread(cache.shutdown, "toolkit-shutdown")
 
@@ -293,9 +306,9 @@ async def shutdown_default_executors() -> None:
 def _forget_defaults_in_child() -> None:
     # A forked child inherits the parent's executor objects but not their
     # threads or processes: start its own on demand.
-    global _default_threads, _default_process
+    global _default_threads
     _default_threads = None
-    _default_process = None
+    _default_pools.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -383,6 +396,21 @@ def _guard_workers(executor: cf.ProcessPoolExecutor) -> None:
 _MISSING = object()
 
 
+def _stop_worker_processes(executor: cf.Executor) -> None:
+    """Kill a process executor's workers now (their running tasks are lost)."""
+    if not isinstance(executor, cf.ProcessPoolExecutor):
+        return
+    kill_workers = getattr(executor, "kill_workers", None)  # Python 3.14
+    if kill_workers is not None:
+        with contextlib.suppress(Exception):
+            kill_workers()
+        return
+    processes = getattr(executor, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+
+
 def _is_in_process(executor: cf.Executor) -> bool:
     return isinstance(executor, cf.ThreadPoolExecutor)
 
@@ -454,10 +482,10 @@ class AsyncExecutor:
     def _map_workers(self) -> int:
         return self.workers
 
-    def _map_started(self) -> None:
+    def _map_started(self, state: _MapState[Any]) -> None:
         pass  # a facade has no close() that must wait for maps
 
-    def _map_finished(self) -> None:
+    def _map_finished(self, state: _MapState[Any]) -> None:
         pass
 
     def stats(self) -> ExecutorStats:
@@ -823,7 +851,14 @@ class AsyncExecutor:
         tb: TracebackType | None,
     ) -> None:
         # Normal exit: every submitted task finishes. An error or a
-        # cancellation: tasks not started are cancelled (DESIGN.md, "async with").
+        # cancellation (Ctrl-C, SIGTERM through toolkit.run): tasks not started
+        # are cancelled and worker processes stopped, not waited for
+        # (DESIGN.md, "async with"). Threads cannot be stopped: they are waited for.
+        if exc_type is not None:
+            self._closed = True
+            for future in list(self._outstanding):
+                future.cancel()
+            _stop_worker_processes(self._executor)
         await self.shutdown(wait=True, cancel_futures=exc_type is not None)
 
 
@@ -897,9 +932,9 @@ class _MapEngine(Protocol):
         self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[Any], star: bool
     ) -> asyncio.Future[ChunkOutcome]: ...
 
-    def _map_started(self) -> None: ...
+    def _map_started(self, state: _MapState[Any]) -> None: ...
 
-    def _map_finished(self) -> None: ...
+    def _map_finished(self, state: _MapState[Any]) -> None: ...
 
 
 class _Inputs:
@@ -977,6 +1012,7 @@ class MapResult(Generic[R]):
         # waiting for the cyclic GC while a pool's close() waits for the map.
         self._state = _MapState(executor, fn, iterables, ordered, window, chunksize, timeout, star)
         self._results = self._state.run()
+        self._state.generator = weakref.ref(self._results)  # weak: see above
         self._step: asyncio.Future[R] | None = None
 
     @property
@@ -1069,6 +1105,33 @@ class _MapState(Generic[R]):
         self._chunksize = chunksize
         self._timeout = timeout
         self._called_at = perf_counter()  # the timeout runs from the call, as in the stdlib
+        self.generator: weakref.ref[AsyncIterator[R]] | None = None
+        self._pending: collections.deque[asyncio.Future[ChunkOutcome]] | None = None
+        self._ended: BaseException | None = None  # end(): raised at the consumer's next step
+        self._finished = False
+
+    def held(self) -> bool:
+        """Whether the map waits for its consumer: started, paused at a result nobody asked for."""
+        generator = self.generator() if self.generator is not None else None
+        return generator is None or not getattr(generator, "ag_running", True)
+
+    def end(self, error: BaseException) -> None:
+        """Stop the map from outside (its pool closes): its next step raises error.
+
+        Chunks in flight are cancelled and the engine is told at once, without
+        running the generator (its consumer may never come back).
+        """
+        if self._ended is not None or self._finished:
+            return
+        self._ended = error
+        for future in self._pending or ():
+            future.cancel()
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._executor._map_finished(self)
 
     def _sizer(self, workers: int) -> ChunkSizer:
         if self._chunksize is not None or not self._executor._serialize:
@@ -1087,6 +1150,7 @@ class _MapState(Generic[R]):
         inputs = _Inputs(self._iterables, self._star)
         fn = self._fn
         pending: collections.deque[asyncio.Future[ChunkOutcome]] = collections.deque()
+        self._pending = pending
         exhausted = False
         offset = 0  # index of the next input: names a bad one in errors
 
@@ -1106,7 +1170,7 @@ class _MapState(Generic[R]):
                     return
                 offset += len(chunk)
 
-        executor._map_started()
+        executor._map_started(self)
         try:
             await fill()
             while pending:
@@ -1139,13 +1203,15 @@ class _MapState(Generic[R]):
                     batch = results[start : start + _YIELD_EVERY]
                     for result in batch:
                         yield result
+                        if self._ended is not None:
+                            raise self._ended
                     self.done += len(batch)
                 if outcome.error is not None:
                     raise outcome.error
         finally:
             for future in pending:
                 future.cancel()  # cancels the executor's (pool's) task at once
-            executor._map_finished()
+            self._finish()
 
     def _split_bad_chunk(
         self,

@@ -48,7 +48,7 @@ import weakref
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
 
-from ._context import get_context, preload_in_forkserver
+from ._context import check_not_bootstrapping, get_context, preload_in_forkserver
 from ._errors import (
     BrokenPoolError,
     PoolClosedError,
@@ -78,6 +78,8 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
+    from ._executors import _MapState
+
     _Worker = ProcessWorker | ThreadWorker
 
 __all__ = ["AsyncResult", "Pool", "ThreadPool"]
@@ -91,6 +93,7 @@ _TASK_FRAME = struct.Struct("!icQ")  # multiprocessing's length prefix, then HEA
 _HEADER_SIZE = HEADER.size
 _LONG_PAYLOAD = 0x7FFFFFFF - 64  # beyond: the long length prefix (frame())
 _STARTUP_DEATHS = 3  # workers in a row dying before READY break the pool
+_START_BACKOFF = (0.05, 0.1, 0.2, 0.4)  # seconds before each retry of a failed start
 _DEAD_KEPT = 32  # dead workers kept for inspection (their exit reasons)
 _pool_numbers = itertools.count(1)
 _short_repr = reprlib.Repr()
@@ -315,6 +318,7 @@ class _PoolBase(abc.ABC):
         timeout: float | None,
         name: str | None,
         size_name: str,
+        idle_timeout: float | None = None,
     ) -> None:
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"Number of {size_name} must be at least 1, not {size!r}")
@@ -324,7 +328,8 @@ class _PoolBase(abc.ABC):
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasks = check_positive_int(maxtasksperchild, "maxtasksperchild")
-        self._timeout = check_timeout(timeout)
+        self._timeout = check_timeout(timeout, allow_zero=False)
+        self._idle_timeout = check_timeout(idle_timeout, allow_zero=False)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         self._name = name or f"{type(self).__name__}-{next(_pool_numbers)}"
@@ -351,8 +356,10 @@ class _PoolBase(abc.ABC):
         self._dispatch_handle: asyncio.Handle | None = None
         self._finished: asyncio.Event | None = None
         self._runners: set[asyncio.Task[None]] = set()
-        self._active_maps = 0  # maps being iterated (their input not exhausted)
+        self._maps: set[_MapState[Any]] = set()  # maps being iterated (not finished)
         self._startup_deaths = 0  # workers in a row that died before READY
+        self._start_failures = 0  # starts in a row that failed (no process at all)
+        self._retry_handle: asyncio.TimerHandle | None = None
         self._terminating = False
         register(self)
         with contextlib.suppress(RuntimeError):  # in a running loop: start now, as the stdlib
@@ -385,8 +392,9 @@ class _PoolBase(abc.ABC):
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._finished = asyncio.Event()
-        for _ in range(self._size):
-            self._spawn()
+        if self._idle_timeout is None:  # elastic pools start workers on demand
+            for _ in range(self._size):
+                self._spawn()
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         try:
@@ -398,8 +406,22 @@ class _PoolBase(abc.ABC):
         if self._loop is None:
             self._bind(loop)
         elif self._loop is not loop:
-            raise RuntimeError(f"{self!r} belongs to another event loop")
+            ended = " (which has ended)" if self._loop.is_closed() else ""
+            raise RuntimeError(f"{self!r} belongs to another event loop{ended}")
         return loop
+
+    def _loop_ended(self) -> None:
+        """The pool's event loop is going away with the pool open: its workers are gone.
+
+        Called as the loop cancels what is left (``asyncio.run``, a Runner,
+        pytest-asyncio, anyio): the state must say so, not "running".
+        """
+        if self._state in ("running", "closed"):
+            self._state = "terminated"
+        for task in [*self._queue, *(t for w in self._workers for t in w.outstanding.values())]:
+            if task.timer is not None:
+                task.timer.cancel()
+        self._queue.clear()
 
     def _check_open(self, *, new: bool = False) -> None:
         """Raise unless the pool takes tasks: new calls need it running; a map
@@ -417,7 +439,11 @@ class _PoolBase(abc.ABC):
         loop = self._loop
         assert loop is not None
         name = f"{self._name}-{next(self._worker_numbers)}"
-        worker = self._new_worker(loop, name)
+        try:
+            worker = self._new_worker(loop, name)
+        except Exception as exc:  # noqa: BLE001 - "too many open files", and the like
+            self._start_failed(exc)
+            return
         self._workers.append(worker)
         self._counts["workers_started"] += 1
         runner = loop.create_task(self._run_worker(worker), name=f"toolkit-{name}")
@@ -432,16 +458,73 @@ class _PoolBase(abc.ABC):
     async def _run_worker(self, worker: _Worker) -> None:
         """Start the worker and see it to its end (the pool's runner task for it)."""
 
+    def _start_failed(self, exc: BaseException) -> None:
+        """A worker could not be started: retry a few times with a backoff, then break.
+
+        Never leave the pool running with too few workers and nobody to
+        start them (a task would wait forever): a transient failure (no free
+        descriptor for a moment) is retried; a lasting one breaks the pool,
+        and every waiting and later call gets ``BrokenPoolError`` naming it.
+        """
+        self._start_failures += 1
+        if self._start_failures > len(_START_BACKOFF):
+            self._break(exc, f"a worker could not be started ({self._start_failures} tries):")
+            return
+        if self._retry_handle is None and self._loop is not None:
+            delay = _START_BACKOFF[self._start_failures - 1]
+            self._retry_handle = self._loop.call_later(delay, self._retry_start)
+
+    def _retry_start(self) -> None:
+        self._retry_handle = None
+        self._replenish()
+        self._schedule_dispatch()
+
     def _live(self) -> int:
         return sum(1 for w in self._workers if not w.retiring)
 
     def _replenish(self) -> None:
         if self._state not in ("running", "closed") or self._loop is None:
             return
+        if self._retry_handle is not None:
+            return  # a start failed: the retry comes after its backoff
         if self._state == "closed" and not self._has_work():
+            return
+        if self._idle_timeout is not None:
+            self._grow()
             return
         while self._live() < self._size:
             self._spawn()
+
+    def _grow(self) -> None:
+        """An elastic pool (idle_timeout): start workers for the tasks no worker can take."""
+        live = self._live()
+        if live >= self._size:
+            return
+        queued = sum(1 for t in self._queue if not t.future.done())
+        starting = sum(1 for w in self._workers if not w.retiring and not w.ready)
+        for _ in range(min(self._size - live, queued - starting)):
+            self._spawn()
+
+    def _went_idle(self, worker: _Worker) -> None:
+        """An elastic pool's worker has nothing to do: it leaves after idle_timeout."""
+        worker.set_state("idle")
+        if self._idle_timeout is not None and worker.idle_timer is None:
+            assert self._loop is not None
+            worker.idle_timer = self._loop.call_later(
+                self._idle_timeout, self._retire_if_idle, worker
+            )
+
+    def _retire_if_idle(self, worker: _Worker) -> None:
+        worker.idle_timer = None
+        if worker.state != "idle" or worker.outstanding or worker.retiring:
+            return
+        assert self._idle_timeout is not None
+        assert self._loop is not None
+        left = worker.since + self._idle_timeout - time.time()
+        if left > 0.01:  # it worked meanwhile: wait for the rest of the idle time
+            worker.idle_timer = self._loop.call_later(left, self._retire_if_idle, worker)
+            return
+        self._stop(worker)
 
     def _has_work(self) -> bool:
         # An open map counts even between chunks: close() lets it finish (as
@@ -450,7 +533,7 @@ class _PoolBase(abc.ABC):
         return (
             any(not t.future.done() for t in self._queue)
             or any(w.outstanding for w in self._workers)
-            or self._active_maps > 0
+            or bool(self._maps)
         )
 
     # -- submitting -----------------------------------------------------------------------------
@@ -490,7 +573,8 @@ class _PoolBase(abc.ABC):
         if type(args) is not tuple:
             args = tuple(args)
         kwargs = {} if kwargs is None else dict(kwargs)
-        timeout = check_timeout(timeout) if timeout is not None else self._timeout
+        # 0 is refused: it would kill every task's worker as the task starts.
+        timeout = check_timeout(timeout, allow_zero=False) if timeout is not None else self._timeout
         if self._loop is None or self._state != "running":
             self._running_loop()
             self._check_open(new=True)
@@ -503,12 +587,28 @@ class _PoolBase(abc.ABC):
         payload = dumps_chunk(fn, chunk, star) if self._serialize else (fn, chunk, star)
         return self._submit(CHUNK, fn, chunk, payload, None)
 
-    def _map_started(self) -> None:
-        self._active_maps += 1
+    def _map_started(self, state: _MapState[Any]) -> None:
+        self._maps.add(state)
 
-    def _map_finished(self) -> None:
-        self._active_maps -= 1
+    def _map_finished(self, state: _MapState[Any]) -> None:
+        self._maps.discard(state)
         self._check_finished()
+
+    def _end_held_maps(self) -> None:
+        """Leaving ``async with``: end the maps nobody is consuming (they would hold it forever).
+
+        A map whose consumer is waiting for its next result goes on; one
+        paused at a result nobody asked for (an ``imap`` kept in a variable,
+        partly read) ends: its next step raises ``PoolClosedError``.
+        """
+        for state in list(self._maps):
+            if state.held():
+                state.end(
+                    PoolClosedError(
+                        f"{self!r} was closed when its `async with` block ended, before this "
+                        "map was consumed: consume or close a map inside the block"
+                    )
+                )
 
     # -- dispatching ----------------------------------------------------------------------------
 
@@ -547,6 +647,8 @@ class _PoolBase(abc.ABC):
                 candidates.remove(best)
         for worker, frames in sends.items():
             worker.send(b"".join(frames))
+        if queue and self._idle_timeout is not None and self._state == "running":
+            self._grow()
 
     def _assign(
         self, worker: _Worker, task: _Task, sends: dict[ProcessWorker, list[bytes]]
@@ -586,7 +688,7 @@ class _PoolBase(abc.ABC):
         elif worker.retiring:
             self._stop(worker)
         else:
-            worker.set_state("idle")
+            self._went_idle(worker)
             self._check_finished()
 
     def _stop(self, worker: _Worker) -> None:
@@ -621,12 +723,12 @@ class _PoolBase(abc.ABC):
         elif kind == READY:
             worker.ready = True
             self._update_capacity(worker)
-            self._startup_deaths = 0
+            self._startup_deaths = self._start_failures = 0
             if worker.state == "starting":
                 if worker.outstanding:
                     self._started(worker, next(iter(worker.outstanding.values())))
                 else:
-                    worker.set_state("idle")
+                    self._went_idle(worker)
                     if worker.retiring:
                         self._stop(worker)
             self._schedule_dispatch()
@@ -732,7 +834,7 @@ class _PoolBase(abc.ABC):
                     f"{_STARTUP_DEATHS} workers in a row ended before they were ready, "
                     f"the last one with {reason}{guard}"
                 )
-                self._break(cause)
+                self._break(cause, "its workers cannot start:")
         pending = list(worker.outstanding.values())
         worker.outstanding.clear()
         for index, task in enumerate(pending):
@@ -749,6 +851,9 @@ class _PoolBase(abc.ABC):
             else:
                 task.worker, task.started_at = None, None
         self._queue.extendleft(reversed([t for t in pending if not t.future.done()]))
+        if worker.idle_timer is not None:
+            worker.idle_timer.cancel()
+            worker.idle_timer = None
         worker.set_state("dead")
         worker.exit_reason = reason
         with contextlib.suppress(ValueError):
@@ -814,15 +919,17 @@ class _PoolBase(abc.ABC):
         self._replenish()
         self._schedule_dispatch()
 
-    def _break(self, cause: BaseException) -> None:
-        """An initializer failed: fail everything pending and refuse new work."""
+    def _break(self, cause: BaseException, what: str = "a worker's initializer raised") -> None:
+        """The pool cannot run tasks: fail everything pending and refuse new work."""
         if self._broken is not None:
             return
-        error = BrokenPoolError(
-            f"{self!r} is broken: a worker's initializer raised {type(cause).__name__}: {cause}"
-        )
+        self._state = "broken"
+        error = BrokenPoolError(f"{self!r}: {what} {type(cause).__name__}: {cause}")
         error.__cause__ = cause
         self._broken = error
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
         self._state = "broken"
         tasks = [*self._queue, *(t for w in self._workers for t in w.outstanding.values())]
         self._queue.clear()
@@ -870,6 +977,9 @@ class _PoolBase(abc.ABC):
             return
         if self._state != "broken":
             self._state = "terminated"
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
         self._terminating = True
         try:
             tasks = [*self._queue, *(t for w in self._workers for t in w.outstanding.values())]
@@ -901,10 +1011,26 @@ class _PoolBase(abc.ABC):
             raise ValueError("Pool is still running")
         if self._finished is None:
             return
+        if self._loop is not asyncio.get_running_loop():
+            assert self._loop is not None
+            if self._loop.is_closed() or self._finished.is_set():
+                self._reap()  # its workers went with its loop: nothing to wait for
+                return
+            raise RuntimeError(f"{self!r} belongs to another event loop")
         await self._finished.wait()
         if self._runners:
             await asyncio.gather(*list(self._runners), return_exceptions=True)
         self._reap()
+
+    def _kill_now(self) -> None:
+        """End the workers from outside the pool's loop, which closed without ending them."""
+        self._loop_ended()
+        for worker in list(self._workers):
+            worker.retiring = True
+            if isinstance(worker, ThreadWorker):
+                worker.stop()  # a busy thread is abandoned: it leaves after its task
+        if isinstance(self, Pool):
+            _kill_processes(self._processes)
 
     def _reap(self) -> None:
         for worker in self._dead:
@@ -924,6 +1050,7 @@ class _PoolBase(abc.ABC):
         """Leaving normally closes and joins; an exception or a cancellation terminates."""
         if exc_type is None:
             self.close()
+            self._end_held_maps()
         else:
             self.terminate()
         try:
@@ -1292,11 +1419,15 @@ class Pool(_PoolBase):
         context: a multiprocessing context or start method name (default:
             forkserver on Linux, spawn elsewhere).
         name: names the pool and its workers (``<name>-<n>``) in inspection.
-        timeout: the default per-task timeout of apply/apply_async/submit.
+        timeout: the default per-task timeout of apply/apply_async/submit
+            (seconds, > 0).
         capture_output: True to print each line workers write to stdout and
             stderr on ours, tagged ``[<worker> <pid>]``; or a callable that
             gets each line as an ``OutputLine``. Default: workers share our
             streams, untouched.
+        idle_timeout: make the pool elastic: it starts with no worker, starts
+            them as tasks arrive (up to ``processes``), and a worker idle for
+            this many seconds leaves. The pool behind ``to_process`` is one.
     """
 
     _kind = "process"
@@ -1313,8 +1444,10 @@ class Pool(_PoolBase):
         name: str | None = None,
         timeout: float | None = None,
         capture_output: bool | Callable[[OutputLine], object] = False,
+        idle_timeout: float | None = None,
     ) -> None:
         self._context = get_context(context)
+        check_not_bootstrapping("toolkit.Pool()")
         preload_in_forkserver(self._context, "toolkit._worker")
         start_forkserver(self._context)  # from the main thread: it dies with this process
         if capture_output is True:
@@ -1328,7 +1461,14 @@ class Pool(_PoolBase):
         self._start_lock: asyncio.Lock | None = None
         self._processes: list[Any] = []  # for the finalizer: it must not hold the pool
         super().__init__(
-            processes, initializer, initargs, maxtasksperchild, timeout, name, "processes"
+            processes,
+            initializer,
+            initargs,
+            maxtasksperchild,
+            timeout,
+            name,
+            "processes",
+            idle_timeout,
         )
         if self._initializer is not None and self._context.get_start_method() != "fork":
             self._initializer = picklable_callable(self._initializer)
@@ -1374,13 +1514,23 @@ class Pool(_PoolBase):
             worker.close()
             if worker in self._workers:
                 self._workers.remove(worker)
+            # Tasks already handed to it never reached a process: back to the queue.
+            pending = [t for t in worker.outstanding.values() if not t.future.done()]
+            worker.outstanding.clear()
+            for task in pending:
+                if task.timer is not None:
+                    task.timer.cancel()
+                task.worker, task.started_at = None, None
+            self._queue.extendleft(reversed(pending))
             worker.set_state("dead")
             worker.exit_reason = f"failed to start: {exc}"
             self._dead.appendleft(worker)
-            self._check_finished()
             if isinstance(exc, asyncio.CancelledError):
+                self._check_finished()
                 raise
-            self._break(exc)
+            self._start_failed(exc)
+            self._schedule_dispatch()
+            self._check_finished()
             return
         if worker.process._popen is None:  # type: ignore[attr-defined]
             # Terminated before it started.
@@ -1403,6 +1553,16 @@ class Pool(_PoolBase):
             worker.kill()
             worker.process.join(1)
             worker.close()
+            self._loop_ended()
+            worker.set_state("dead")
+            worker.exit_reason = "killed: its event loop ended"
+            with contextlib.suppress(ValueError):
+                self._workers.remove(worker)
+            self._dead.appendleft(worker)
+            with contextlib.suppress(ValueError):
+                self._processes.remove(worker.process)
+            if not self._workers and self._finished is not None:
+                self._finished.set()
             raise
         worker.process.join(0)
         self._on_exit(worker)
@@ -1422,7 +1582,7 @@ class ThreadPool(_PoolBase):
     Args:
         threads: how many worker threads (default: the CPUs this process may use).
             ``processes=`` is taken too: ``multiprocessing.pool.ThreadPool``'s name.
-        initializer, initargs, maxtasksperchild, name, timeout: as ``Pool``.
+        initializer, initargs, maxtasksperchild, name, timeout, idle_timeout: as ``Pool``.
     """
 
     _kind = "thread"
@@ -1438,12 +1598,22 @@ class ThreadPool(_PoolBase):
         name: str | None = None,
         timeout: float | None = None,
         processes: int | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         if processes is not None:
             if threads is not None:
                 raise TypeError("give threads or processes (its stdlib name), not both")
             threads = processes
-        super().__init__(threads, initializer, initargs, maxtasksperchild, timeout, name, "threads")
+        super().__init__(
+            threads,
+            initializer,
+            initargs,
+            maxtasksperchild,
+            timeout,
+            name,
+            "threads",
+            idle_timeout,
+        )
 
     def _new_worker(self, loop: asyncio.AbstractEventLoop, name: str) -> _Worker:
         return ThreadWorker(
@@ -1452,6 +1622,26 @@ class ThreadPool(_PoolBase):
 
     async def _run_worker(self, worker: _Worker) -> None:
         worker.start()  # its end arrives as an EXITED message
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        super()._bind(loop)
+        guard = loop.create_task(self._watch_loop(), name=f"toolkit-{self._name}-guard")
+        self._runners.add(guard)
+        guard.add_done_callback(self._runners.discard)
+
+    async def _watch_loop(self) -> None:
+        """Stop the threads if the loop goes away with the pool open (nothing else would)."""
+        assert self._finished is not None
+        try:
+            await self._finished.wait()
+        except asyncio.CancelledError:
+            self._loop_ended()
+            for worker in list(self._workers):
+                assert isinstance(worker, ThreadWorker)
+                worker.outstanding.clear()
+                worker.retiring = True
+                worker.stop()  # a busy thread is abandoned: it leaves after its task
+            raise
 
 
 # --- leaving the interpreter ----------------------------------------------------------------------

@@ -116,6 +116,7 @@ class _WorkerBase:
         self.exit_reason: str | None = None
         self.per_task: float | None = None  # smoothed seconds per task, measured in the worker
         self.capacity = 1  # tasks it may hold at once (the pool core sets it)
+        self.idle_timer: asyncio.TimerHandle | None = None  # idle_timeout: when it may leave
 
     def set_state(self, state: WorkerState) -> None:
         if state != self.state:

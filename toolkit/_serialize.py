@@ -171,10 +171,60 @@ def dumps_chunk(fn: Callable[..., Any], chunk: list[Any], star: bool) -> bytes:
 # --- worker side: no asyncio, nothing but the call --------------------------------------------
 
 
-def _failure(exc: BaseException) -> tuple[bool, BaseException, str]:
+class _Boxed:
+    """A task's exception, pickled on its own inside the outcome.
+
+    Many exceptions pickle but cannot be rebuilt (an ``__init__`` with more
+    required arguments than it passes to ``super().__init__``). Unpickled
+    alone, in the parent, such a failure becomes a ``SerializationError``
+    that names the type and the message instead of breaking the whole
+    outcome (and losing the worker's traceback with it).
+    """
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __reduce__(self) -> tuple[Callable[..., BaseException], tuple[bytes, str, str]]:
+        from ._errors import qualified_type_name
+
+        data = _dumps(self.exc, False)  # raises if it cannot be pickled: diagnosed by the caller
+        name = qualified_type_name(self.exc).replace("__mp_main__.", "__main__.")
+        return _unbox, (data, name, _message(self.exc))
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
+        return "<message unavailable>"
+
+
+def _unbox(data: bytes, type_name: str, message: str) -> BaseException:
+    try:
+        exc: BaseException = pickle.loads(data)
+    except Exception as error:  # noqa: BLE001 - any failure: named, not lost
+        from ._errors import SerializationError
+
+        return SerializationError(
+            "the exception",
+            type_name,
+            f"the task raised {type_name}: {message}, which cannot be rebuilt here "
+            f"({type(error).__name__}: {error}); the worker's traceback follows",
+            unpickle=True,
+        )
+    return exc
+
+
+def _failure(exc: BaseException) -> tuple[bool, Any, str]:
     tb = "".join(traceback.format_exception(exc))
     exc.__traceback__ = None  # frames are not picklable and tb carries them as text
-    return (False, exc, f'\n"""\n{tb}"""')
+    return (False, _Boxed(exc), f'\n"""\n{tb}"""')
+
+
+def _unboxed(value: object) -> object:
+    return value.exc if isinstance(value, _Boxed) else value
 
 
 def _unpicklable(what: str, value: object, exc: Exception) -> SerializationError:
@@ -189,7 +239,7 @@ def _dumps_outcome(outcome: tuple[bool, Any, str]) -> bytes:
     except Exception as exc:  # noqa: BLE001 - named below, whatever went wrong
         ok, value, tb = outcome
         # The original traceback still travels as text: it becomes the cause.
-        error = _unpicklable("the result" if ok else "the exception", value, exc)
+        error = _unpicklable("the result" if ok else "the exception", _unboxed(value), exc)
         return pickle.dumps((False, error, tb), _PROTOCOL)
 
 
@@ -261,7 +311,7 @@ def run_chunk(payload: bytes) -> bytes:
                 error = _unpicklable("the result", value, item_exc)
                 return pickle.dumps((results[:i], (False, error, ""), elapsed), _PROTOCOL)
         assert failure is not None  # the results pickle: the exception is at fault
-        error = _unpicklable("the exception", failure[1], exc)
+        error = _unpicklable("the exception", _unboxed(failure[1]), exc)
         return pickle.dumps((results, (False, error, failure[2]), elapsed), _PROTOCOL)
 
 
@@ -282,9 +332,21 @@ def _raise_remote(exc: BaseException, tb: str) -> None:
     raise _caller_error(exc, tb)
 
 
+def _loads_outcome(data: bytes) -> Any:
+    try:
+        return pickle.loads(data)
+    except Exception as exc:
+        # The result's own unpickling failed (an exception's is handled by _unbox).
+        from ._errors import SerializationError
+
+        raise SerializationError(
+            "the result", "unknown", f"{type(exc).__name__}: {exc}", unpickle=True
+        ) from exc
+
+
 def load_outcome(data: bytes) -> Any:
     """Return the value of a worker's outcome, or raise its exception."""
-    ok, value, tb = pickle.loads(data)
+    ok, value, tb = _loads_outcome(data)
     if ok:
         return value
     _raise_remote(value, tb)
@@ -303,7 +365,7 @@ class ChunkOutcome:
 
 
 def load_chunk_outcome(data: bytes) -> ChunkOutcome:
-    results, failure, elapsed = pickle.loads(data)
+    results, failure, elapsed = _loads_outcome(data)
     error = None
     if failure is not None:
         _, error, tb = failure
