@@ -327,3 +327,24 @@ async def async_square(x: int) -> int:
 
     await asyncio.sleep(0)
     return x * x
+
+
+# --- a task's SystemExit and KeyboardInterrupt (test_task_exit.py) ------------------------------
+
+
+def exit_on(bad: int, x: int) -> int:
+    """sys.exit(x) for the bad item, x for the others: a map with one exiting item."""
+    import sys
+
+    if x == bad:
+        sys.exit(x)
+    return x
+
+
+def interrupt() -> None:
+    """What Ctrl-C in reused CLI code looks like from inside a task."""
+    raise KeyboardInterrupt
+
+
+def thread_id() -> int:
+    return threading.get_ident()

@@ -637,10 +637,9 @@ async def test_worker_death_fails_with_broken_pool_not_a_hang(
         process_executor.submit(_helpers.square, 2)
 
 
-async def test_to_process_recovers_after_a_worker_dies(default_executors: None) -> None:
+async def test_to_process_worker_death_fails_only_its_call(default_executors: None) -> None:
     import os
-    from concurrent.futures.process import BrokenProcessPool
 
-    with pytest.raises(BrokenProcessPool):
+    with pytest.raises(toolkit.WorkerDiedError, match="exit code 3"):
         await toolkit.to_process(os._exit, 3)
     assert await toolkit.to_process(_helpers.square, 5) == 25

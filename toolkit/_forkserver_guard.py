@@ -38,8 +38,12 @@ def _in_forkserver() -> bool:
 
 
 def _take_children_along(signum: int, frame: object) -> None:
+    # Once: the kernel sends the signal again each time this process is
+    # handed to a new parent (another thread of the dying one, then a
+    # subreaper), and a second run must not cut the first one short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        import psutil
+        import psutil  # imported already, at preload: not half-loaded here
 
         descendants = psutil.Process().children(recursive=True)
         for child in reversed(descendants):  # deepest first: none is orphaned on the way
@@ -67,6 +71,8 @@ def _default_in_child() -> None:
 
 
 if _in_forkserver():
+    import psutil  # noqa: F401 - loaded now, not in the handler (children inherit it too)
+
     from ._guard import set_parent_death_signal
 
     signal.signal(signal.SIGTERM, _take_children_along)

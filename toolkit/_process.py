@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._bridge import forget_fd, wait_readable
 from ._context import get_context
 from ._executors import to_thread
+from ._guard import start_forkserver
 from ._inspection import ProcessInfo, function_name, register
 from ._pool_workers import OutputLine, _LineReader, print_output
 from ._reaping import guard_poll
@@ -111,6 +112,7 @@ class Process:
         if target is not None and not callable(target):
             raise TypeError(f"target must be callable, not {type(target).__name__}")
         ctx = get_context(context)
+        self._context = ctx
         self._target_name = function_name(target)
         if target is not None and ctx.get_start_method() != "fork":
             target = picklable_callable(target)
@@ -156,6 +158,9 @@ class Process:
                     "capture_output needs start() from a running event loop (its lines are "
                     "read there)"
                 ) from None
+        # The forkserver started from here (the main thread) dies with this
+        # process and takes its children along (_guard.py): no orphan.
+        start_forkserver(self._context)
         self._process.start()
         guard_poll(self._process)
         register(self)  # toolkit.inspect.snapshot() lists it from now on
