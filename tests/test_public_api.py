@@ -28,6 +28,8 @@ SAMPLES: dict[type[BaseException], Callable[[], BaseException]] = {
     toolkit.WorkerDiedError: lambda: toolkit.WorkerDiedError(4321, -9, "square(3)"),
     toolkit.TaskTimeoutError: lambda: toolkit.TaskTimeoutError("task still running after 5 s"),
     toolkit.ClosedError: lambda: toolkit.ClosedError("queue is closed"),
+    toolkit.ConnectionClosedError: lambda: toolkit.ConnectionClosedError("handle is closed"),
+    toolkit.TaskExitError: lambda: toolkit.TaskExitError("SystemExit", 3, "cli(['-x'])"),
     toolkit.PoolClosedError: lambda: toolkit.PoolClosedError("pool is closed"),
     toolkit.BrokenPoolError: lambda: toolkit.BrokenPoolError("the initializer raised"),
     toolkit.SerializationError: lambda: toolkit.SerializationError(
@@ -44,7 +46,8 @@ SAMPLES: dict[type[BaseException], Callable[[], BaseException]] = {
 # The public attributes each exception carries beyond its args.
 ATTRIBUTES: dict[type[BaseException], tuple[str, ...]] = {
     toolkit.WorkerDiedError: ("pid", "exitcode", "task", "signal"),
-    toolkit.SerializationError: ("argument", "type", "reason"),
+    toolkit.SerializationError: ("argument", "type", "reason", "unpickle"),
+    toolkit.TaskExitError: ("kind", "code", "task"),
     toolkit.RemoteTraceback: ("tb",),
 }
 
@@ -53,6 +56,8 @@ HIERARCHY: dict[type[BaseException], tuple[type[BaseException], ...]] = {
     toolkit.WorkerDiedError: (),
     toolkit.TaskTimeoutError: (TimeoutError, multiprocessing.TimeoutError),
     toolkit.ClosedError: (ValueError,),
+    toolkit.ConnectionClosedError: (toolkit.ClosedError, ValueError, OSError),
+    toolkit.TaskExitError: (),
     toolkit.PoolClosedError: (toolkit.ClosedError, ValueError, RuntimeError),
     toolkit.BrokenPoolError: (concurrent.futures.BrokenExecutor, RuntimeError),
     toolkit.SerializationError: (pickle.PicklingError,),

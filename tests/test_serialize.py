@@ -167,12 +167,38 @@ def test_outcome_of_a_builtin_exception() -> None:
     assert isinstance(info.value.__cause__, toolkit.RemoteTraceback)
 
 
+class _NeedsTwo(Exception):
+    """Pickles, but cannot be rebuilt: __init__ wants more than it gives super()."""
+
+    def __init__(self, a: str, b: int) -> None:
+        super().__init__(a)
+        self.b = b
+
+
+def _raise_needs_two() -> None:
+    raise _NeedsTwo("the real error", 2)
+
+
 def test_outcome_carries_base_exceptions_too() -> None:
+    # Carried across, then handed over as TaskExitError: a KeyboardInterrupt
+    # raised in the caller would stop its program.
     data = run_call(dumps_call(_interrupt, (), {}))
-    with pytest.raises(KeyboardInterrupt) as info:
+    with pytest.raises(toolkit.TaskExitError) as info:
         load_outcome(data)
-    assert info.value.args == ("stop",)
+    original = info.value.__cause__
+    assert isinstance(original, KeyboardInterrupt)
+    assert original.args == ("stop",)
+    assert isinstance(original.__cause__, toolkit.RemoteTraceback)
+
+
+def test_outcome_of_an_exception_that_cannot_be_rebuilt_names_it() -> None:
+    data = run_call(dumps_call(_raise_needs_two, (), {}))
+    with pytest.raises(toolkit.SerializationError, match="the real error") as info:
+        load_outcome(data)
+    assert info.value.unpickle
+    assert "_NeedsTwo" in str(info.value)
     assert isinstance(info.value.__cause__, toolkit.RemoteTraceback)
+    assert "_raise_needs_two" in str(info.value.__cause__)
 
 
 def test_outcome_names_an_unpicklable_result() -> None:
