@@ -1014,7 +1014,7 @@ class _PoolBase(abc.ABC):
         if self._loop is not asyncio.get_running_loop():
             assert self._loop is not None
             if self._loop.is_closed() or self._finished.is_set():
-                self._reap()  # its workers went with its loop: nothing to wait for
+                self._reap(wait=False)  # its workers went with its loop: nothing to wait for
                 return
             raise RuntimeError(f"{self!r} belongs to another event loop")
         await self._finished.wait()
@@ -1032,10 +1032,12 @@ class _PoolBase(abc.ABC):
         if isinstance(self, Pool):
             _kill_processes(self._processes)
 
-    def _reap(self) -> None:
+    def _reap(self, wait: bool = True) -> None:
         for worker in self._dead:
             if isinstance(worker, ThreadWorker) and worker.thread.ident is not None:
-                worker.thread.join()  # it posted its last message: it is returning
+                # It posted its last message: it is returning. Not so for a thread
+                # abandoned when its loop ended (wait=False): it leaves after its task.
+                worker.thread.join(None if wait else 0)
 
     async def __aenter__(self) -> Self:
         self._running_loop()
@@ -1641,6 +1643,12 @@ class ThreadPool(_PoolBase):
                 worker.outstanding.clear()
                 worker.retiring = True
                 worker.stop()  # a busy thread is abandoned: it leaves after its task
+                # Its EXITED message will find no loop: say now what became of it.
+                worker.set_state("dead")
+                worker.exit_reason = "stopped: its event loop ended"
+                self._workers.remove(worker)
+                self._dead.appendleft(worker)
+            self._finished.set()
             raise
 
 
