@@ -808,6 +808,8 @@ class _PoolBase(abc.ABC):
 
     def _on_exit(self, worker: _Worker) -> None:
         """The worker ended: attribute the task it ran, re-queue the rest, replace it."""
+        if worker.state == "dead":
+            return  # accounted for already (its loop ended first)
         worker.drain()
         exitcode = worker.process.exitcode if isinstance(worker, ProcessWorker) else None
         expected = worker.stopping_reason is not None or (
