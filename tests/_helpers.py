@@ -348,3 +348,30 @@ def interrupt() -> None:
 
 def thread_id() -> int:
     return threading.get_ident()
+
+
+# --- pool faults (test_pool_faults.py) -----------------------------------------------------------
+
+
+class UnrebuildableError(Exception):
+    """Pickles, but cannot be rebuilt: pickle calls cls(*args), and args holds one of two."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def raise_unrebuildable(message: str) -> None:
+    raise UnrebuildableError(message, 7)
+
+
+def raise_unrebuildable_on(bad: int, x: int) -> int:
+    if x == bad:
+        raise UnrebuildableError(f"the real error at {x}", x)
+    return x
+
+
+def slow(x: Any) -> Any:
+    """A map item of about 50 ms."""
+    time.sleep(0.05)
+    return x

@@ -1109,9 +1109,12 @@ class _MapState(Generic[R]):
         self._pending: collections.deque[asyncio.Future[ChunkOutcome]] | None = None
         self._ended: BaseException | None = None  # end(): raised at the consumer's next step
         self._finished = False
+        self.consumer_task = False  # map_async: a task of its own consumes it
 
     def held(self) -> bool:
         """Whether the map waits for its consumer: started, paused at a result nobody asked for."""
+        if self.consumer_task:
+            return False
         generator = self.generator() if self.generator is not None else None
         return generator is None or not getattr(generator, "ag_running", True)
 

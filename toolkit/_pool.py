@@ -466,6 +466,8 @@ class _PoolBase(abc.ABC):
         descriptor for a moment) is retried; a lasting one breaks the pool,
         and every waiting and later call gets ``BrokenPoolError`` naming it.
         """
+        if self._broken is not None:
+            return
         self._start_failures += 1
         if self._start_failures > len(_START_BACKOFF):
             self._break(exc, f"a worker could not be started ({self._start_failures} tries):")
@@ -492,7 +494,9 @@ class _PoolBase(abc.ABC):
         if self._idle_timeout is not None:
             self._grow()
             return
-        while self._live() < self._size:
+        for _ in range(self._size - self._live()):
+            if self._retry_handle is not None or self._broken is not None:
+                break  # a start failed: the retry comes after its backoff
             self._spawn()
 
     def _grow(self) -> None:
@@ -503,6 +507,8 @@ class _PoolBase(abc.ABC):
         queued = sum(1 for t in self._queue if not t.future.done())
         starting = sum(1 for w in self._workers if not w.retiring and not w.ready)
         for _ in range(min(self._size - live, queued - starting)):
+            if self._retry_handle is not None or self._broken is not None:
+                break  # a start failed: the retry comes after its backoff
             self._spawn()
 
     def _went_idle(self, worker: _Worker) -> None:
@@ -1288,6 +1294,12 @@ class _PoolBase(abc.ABC):
         future: asyncio.Future[list[T]] = loop.create_task(
             _collect(results), name=f"toolkit-{self._name}-map"
         )
+        # Open from now on, not from the task's first step: leaving `async with`
+        # (close) right after must wait for it, and its task is its consumer.
+        state = results._state
+        state.consumer_task = True
+        self._map_started(state)
+        future.add_done_callback(lambda _: state._finish())
         if callback is not None or error_callback is not None:
             future.add_done_callback(_callbacks(callback, error_callback))
         return AsyncResult(future, results)
