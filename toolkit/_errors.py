@@ -140,6 +140,11 @@ class ConnectionClosedError(ClosedError, OSError):
     like every closed object of the toolkit.
     """
 
+    def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]:
+        # Two builtin bases (ValueError, OSError): pickle's default would call
+        # the wrong base's __new__.
+        return type(self), self.args
+
 
 class TaskExitError(ToolkitError):
     """A task raised ``SystemExit`` or ``KeyboardInterrupt``: only that task failed.
