@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import bench_ipc, bench_managers, bench_map, bench_pool, bench_to_thread
+from benchmarks import (
+    bench_ipc,
+    bench_managers,
+    bench_map,
+    bench_pool,
+    bench_to_process,
+    bench_to_thread,
+)
 from benchmarks._util import machine
 
 BENCHMARKS = {
     "to_thread": bench_to_thread.run,
+    "to_process": bench_to_process.run,
     "map": bench_map.run,
     "ipc": bench_ipc.run,
     "pool": bench_pool.run,
