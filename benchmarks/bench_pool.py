@@ -230,7 +230,7 @@ def _cold(which: str, loop_name: str) -> float:
 def _warm_bytecode() -> None:
     """Write the bytecode caches a cold run reads (untimed)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    code = "import toolkit._pool, toolkit._worker, benchmarks.bench_pool"
+    code = "import toolkit._pool, toolkit._engines._worker, benchmarks.bench_pool"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env=env)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import toolkit
-from toolkit import _bridge, _executors
+from toolkit._core import _bridge, _threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -52,7 +52,7 @@ def no_leaks() -> Iterator[None]:
     children_before = set(multiprocessing.active_children())
     yield
     problems: list[str] = []
-    cache = _executors._default_threads
+    cache = _threads._default_threads
     if cache is not None and not cache.wait_idle(_GRACE):
         problems.append("a to_thread call is still running")
     waits = _bridge._wait_threads

@@ -8,7 +8,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from toolkit._chunking import ChunkSizer
+from toolkit._core._chunking import ChunkSizer
 
 FAST = 1e-7  # seconds per item: a tiny function
 SLOW = 0.5  # seconds per item: far past the default 20 ms target

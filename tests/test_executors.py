@@ -503,13 +503,13 @@ async def test_to_thread_many_concurrent_calls_bounded_threads() -> None:
     before = threading.active_count()
     results = await asyncio.gather(*[toolkit.to_thread(_helpers.square, i) for i in range(1000)])
     assert results == [i * i for i in range(1000)]
-    from toolkit._thread_cache import default_max_threads
+    from toolkit._core._thread_cache import default_max_threads
 
     assert threading.active_count() - before <= default_max_threads()
 
 
 async def test_to_thread_cancel_before_start_never_runs() -> None:
-    from toolkit._thread_cache import default_max_threads
+    from toolkit._core._thread_cache import default_max_threads
 
     release = threading.Event()
     blockers = [

@@ -260,7 +260,7 @@ def test_remote_traceback_str_is_the_traceback() -> None:
 def test_private_reference_scan_finds_private_names() -> None:
     assert _private_references("x = toolkit._executors._default_threads") == ["_executors"]
     assert _private_references("from toolkit import _bridge, run") == ["_bridge"]
-    assert _private_references("from toolkit._errors import ToolkitError") == ["_errors"]
+    assert _private_references("from toolkit._core._errors import ToolkitError") == ["_core"]
     assert _private_references("print(toolkit.__version__, toolkit.run)") == []
     assert _private_references("import prompt_toolkit._x") == []
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import toolkit
 from tests import _helpers
-from toolkit._reaping import guard_poll
+from toolkit._core._reaping import guard_poll
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext

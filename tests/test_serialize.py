@@ -12,7 +12,7 @@ import pytest
 
 import toolkit
 from tests import _helpers
-from toolkit._serialize import (
+from toolkit._core._serialize import (
     dumps_call,
     dumps_chunk,
     load_chunk_outcome,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from toolkit._thread_cache import ThreadCache, default_max_threads
+from toolkit._core._thread_cache import ThreadCache, default_max_threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -17,9 +17,11 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
         inspect as inspect,
         monitor as monitor,
     )  # toolkit.inspect.snapshot(), monitor.serve()
-    from ._connection import Connection as Connection, Pipe as Pipe
-    from ._context import default_start_method as default_start_method, get_context as get_context
-    from ._errors import (
+    from ._core._context import (
+        default_start_method as default_start_method,
+        get_context as get_context,
+    )
+    from ._core._errors import (
         BrokenPoolError as BrokenPoolError,
         ClosedError as ClosedError,
         ConnectionClosedError as ConnectionClosedError,
@@ -34,31 +36,35 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
         ToolkitError as ToolkitError,
         WorkerDiedError as WorkerDiedError,
     )
+    from ._core._threads import to_thread as to_thread
+    from ._engines._workers import OutputLine as OutputLine
     from ._executors import (
         ALL_COMPLETED as ALL_COMPLETED,
         FIRST_COMPLETED as FIRST_COMPLETED,
         FIRST_EXCEPTION as FIRST_EXCEPTION,
         AsyncExecutor as AsyncExecutor,
         ExecutorStats as ExecutorStats,
-        MapResult as MapResult,
         shutdown_default_executors as shutdown_default_executors,
         to_process as to_process,
-        to_thread as to_thread,
     )
     from ._loop import run as run
-    from ._managers import BaseManager as BaseManager, Manager as Manager
-    from ._pool import AsyncResult as AsyncResult, Pool as Pool, ThreadPool as ThreadPool
-    from ._pool_workers import OutputLine as OutputLine
-    from ._process import Process as Process
-    from ._proxies import BaseProxy as BaseProxy
-    from ._queues import JoinableQueue as JoinableQueue, Queue as Queue, SimpleQueue as SimpleQueue
-    from ._sharedctypes import (
+    from ._managers._manager import BaseManager as BaseManager, Manager as Manager
+    from ._managers._proxies import BaseProxy as BaseProxy
+    from ._map import MapResult as MapResult
+    from ._objects._connection import Connection as Connection, Pipe as Pipe
+    from ._objects._process import Process as Process
+    from ._objects._queues import (
+        JoinableQueue as JoinableQueue,
+        Queue as Queue,
+        SimpleQueue as SimpleQueue,
+    )
+    from ._objects._sharedctypes import (
         Array as Array,
         RawArray as RawArray,
         RawValue as RawValue,
         Value as Value,
     )
-    from ._synchronize import (
+    from ._objects._synchronize import (
         Barrier as Barrier,
         BoundedSemaphore as BoundedSemaphore,
         Condition as Condition,
@@ -67,6 +73,7 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
         RLock as RLock,
         Semaphore as Semaphore,
     )
+    from ._pool import AsyncResult as AsyncResult, Pool as Pool, ThreadPool as ThreadPool
 
 __version__ = "0.1.0"
 
@@ -123,61 +130,61 @@ __all__ = (
 )
 
 # Each public name -> the private module defining it. Importing ``toolkit``
-# loads none of them: a worker process importing ``toolkit._worker``, or a
+# loads none of them: a worker process importing ``toolkit._engines._worker``, or a
 # program using only to_thread, pays for what it uses (the whole package
 # takes ~0.1 s to import). ``toolkit.X`` loads X's module on first access.
 _LAZY: dict[str, str] = {
     "inspect": ".inspect",
     "monitor": ".monitor",
-    "Connection": "._connection",
-    "Pipe": "._connection",
-    "default_start_method": "._context",
-    "get_context": "._context",
-    "BrokenPoolError": "._errors",
-    "ClosedError": "._errors",
-    "ConnectionClosedError": "._errors",
-    "ManagerDiedError": "._errors",
-    "PoolClosedError": "._errors",
-    "QueueEmpty": "._errors",
-    "QueueFull": "._errors",
-    "RemoteTraceback": "._errors",
-    "SerializationError": "._errors",
-    "TaskExitError": "._errors",
-    "TaskTimeoutError": "._errors",
-    "ToolkitError": "._errors",
-    "WorkerDiedError": "._errors",
+    "Connection": "._objects._connection",
+    "Pipe": "._objects._connection",
+    "default_start_method": "._core._context",
+    "get_context": "._core._context",
+    "BrokenPoolError": "._core._errors",
+    "ClosedError": "._core._errors",
+    "ConnectionClosedError": "._core._errors",
+    "ManagerDiedError": "._core._errors",
+    "PoolClosedError": "._core._errors",
+    "QueueEmpty": "._core._errors",
+    "QueueFull": "._core._errors",
+    "RemoteTraceback": "._core._errors",
+    "SerializationError": "._core._errors",
+    "TaskExitError": "._core._errors",
+    "TaskTimeoutError": "._core._errors",
+    "ToolkitError": "._core._errors",
+    "WorkerDiedError": "._core._errors",
     "ALL_COMPLETED": "._executors",
     "FIRST_COMPLETED": "._executors",
     "FIRST_EXCEPTION": "._executors",
     "AsyncExecutor": "._executors",
     "ExecutorStats": "._executors",
-    "MapResult": "._executors",
+    "MapResult": "._map",
     "shutdown_default_executors": "._executors",
     "to_process": "._executors",
-    "to_thread": "._executors",
+    "to_thread": "._core._threads",
     "run": "._loop",
-    "BaseManager": "._managers",
-    "Manager": "._managers",
-    "BaseProxy": "._proxies",
+    "BaseManager": "._managers._manager",
+    "Manager": "._managers._manager",
+    "BaseProxy": "._managers._proxies",
     "AsyncResult": "._pool",
     "Pool": "._pool",
     "ThreadPool": "._pool",
-    "OutputLine": "._pool_workers",
-    "Process": "._process",
-    "JoinableQueue": "._queues",
-    "Queue": "._queues",
-    "SimpleQueue": "._queues",
-    "Array": "._sharedctypes",
-    "RawArray": "._sharedctypes",
-    "RawValue": "._sharedctypes",
-    "Value": "._sharedctypes",
-    "Barrier": "._synchronize",
-    "BoundedSemaphore": "._synchronize",
-    "Condition": "._synchronize",
-    "Event": "._synchronize",
-    "Lock": "._synchronize",
-    "RLock": "._synchronize",
-    "Semaphore": "._synchronize",
+    "OutputLine": "._engines._workers",
+    "Process": "._objects._process",
+    "JoinableQueue": "._objects._queues",
+    "Queue": "._objects._queues",
+    "SimpleQueue": "._objects._queues",
+    "Array": "._objects._sharedctypes",
+    "RawArray": "._objects._sharedctypes",
+    "RawValue": "._objects._sharedctypes",
+    "Value": "._objects._sharedctypes",
+    "Barrier": "._objects._synchronize",
+    "BoundedSemaphore": "._objects._synchronize",
+    "Condition": "._objects._synchronize",
+    "Event": "._objects._synchronize",
+    "Lock": "._objects._synchronize",
+    "RLock": "._objects._synchronize",
+    "Semaphore": "._objects._synchronize",
 }
 
 

@@ -1,4 +1,4 @@
-"""Awaiting executors: ``to_thread``, ``to_process`` and ``AsyncExecutor``.
+"""Awaiting executors: ``AsyncExecutor``, and ``to_process`` on the default pool.
 
 Theory of operation
 -------------------
@@ -25,10 +25,8 @@ into an asyncio future::
   stopped: it runs to its end and its result is discarded. ``stats()``
   counts those as ``abandoned``; the toolkit's own ``Pool`` kills instead.
 
-``to_thread`` does not go through an executor at all: it runs on a cache of
-worker threads whose jobs post their outcome through the bridge
-(_thread_cache.py), which is what makes it faster than
-``loop.run_in_executor``.
+``to_process`` runs on a toolkit ``Pool`` per event loop (_pool.py); the
+map engine is _map.py; ``to_thread`` is _core/_threads.py.
 """
 
 from __future__ import annotations
@@ -38,20 +36,17 @@ import collections
 import collections.abc
 import concurrent.futures as cf
 import contextlib
-import contextvars
 import dataclasses
-import itertools
 import os
 import threading
 import weakref
-from time import perf_counter
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, final
 
-from ._bridge import bridge_for
-from ._chunking import ChunkSizer
-from ._errors import PoolClosedError, SerializationError, TaskTimeoutError, as_task_error
-from ._guard import Guarded, start_forkserver
-from ._serialize import (
+from ._core import _threads
+from ._core._bridge import bridge_for
+from ._core._errors import PoolClosedError, TaskTimeoutError, as_task_error
+from ._core._guard import Guarded, start_forkserver
+from ._core._serialize import (
     ChunkOutcome,
     dumps_call,
     dumps_chunk,
@@ -61,8 +56,14 @@ from ._serialize import (
     run_chunk,
     run_chunk_here,
 )
-from ._thread_cache import ThreadCache
-from ._validate import check_callable, check_positive_int, check_timeout
+from ._core._threads import (
+    default_cache,
+    running_loop as _running_loop,
+    set_exception_if_pending,
+    to_thread,
+)
+from ._core._validate import check_callable, check_positive_int, check_timeout
+from ._map import MapResult
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -70,13 +71,12 @@ if TYPE_CHECKING:
         AsyncIterator,
         Awaitable,
         Callable,
-        Generator,
         Iterable,
-        Iterator,
     )
     from types import TracebackType
     from typing import Self
 
+    from ._map import _MapState
     from ._pool import Pool
 
 P = ParamSpec("P")
@@ -89,107 +89,14 @@ __all__ = [
     "FIRST_EXCEPTION",
     "AsyncExecutor",
     "ExecutorStats",
-    "MapResult",
     "shutdown_default_executors",
     "to_process",
-    "to_thread",
 ]
 
 FIRST_COMPLETED = cf.FIRST_COMPLETED
 FIRST_EXCEPTION = cf.FIRST_EXCEPTION
 ALL_COMPLETED = cf.ALL_COMPLETED
 _RETURN_WHEN = (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED)
-
-
-def _running_loop(what: str) -> asyncio.AbstractEventLoop:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        raise RuntimeError(f"{what} must be called from a running event loop") from None
-
-
-# Loop-thread callbacks posted through the bridge: a future may have been
-# cancelled by its awaiter meanwhile, in which case there is nothing to deliver.
-def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
-
-
-# --- to_thread ----------------------------------------------------------------------------------
-
-_defaults_lock = threading.Lock()
-_default_threads: ThreadCache | None = None
-
-
-def _thread_cache() -> ThreadCache:
-    global _default_threads
-    cache = _default_threads
-    if cache is None:
-        with _defaults_lock:
-            cache = _default_threads
-            if cache is None:
-                cache = _default_threads = ThreadCache(name="toolkit-to_thread")
-    return cache
-
-
-class _ThreadCall:
-    """One to_thread call, run by a cached worker thread."""
-
-    __slots__ = ("args", "bridge", "context", "fn", "future", "kwargs")
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        future: asyncio.Future[Any],
-    ) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.future = future
-        self.context = contextvars.copy_context()  # as asyncio.to_thread: contextvars carry over
-        self.bridge = bridge_for(future.get_loop())
-
-    def __call__(self) -> None:
-        if self.future.cancelled():  # cancelled before it started: skip it
-            return
-        try:
-            result = self.context.run(self.fn, *self.args, **self.kwargs)
-        except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting task
-            # sys.exit() or KeyboardInterrupt in fn ends the call, not the program.
-            self.bridge.post(_set_exception, self.future, as_task_error(exc))
-        else:
-            self.bridge.post(_set_result, self.future, result)
-        finally:
-            del self.fn, self.args, self.kwargs  # drop references as soon as possible
-
-
-async def to_thread(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run a blocking function in a worker thread and return its result.
-
-    Like ``asyncio.to_thread`` (contextvars carry over; at most
-    ``min(32, cpu_count + 4)`` threads), several times faster under load, and
-    with threads that leave after 10 s without work.
-
-    Raises:
-        TypeError: fn is not callable.
-        Exception: whatever fn raises, as it raised it.
-
-    Cancellation:
-        A call that has not started is dropped. A call already running cannot
-        be stopped: it runs to its end in its thread and its result is
-        discarded; the awaiting task gets ``CancelledError`` at once.
-    """
-    check_callable(fn)
-    future: asyncio.Future[R] = _running_loop("to_thread()").create_future()
-    _thread_cache().submit(_ThreadCall(fn, args, kwargs, future))
-    return await future
 
 
 # --- to_process and the default executors -----------------------------------------------------
@@ -201,6 +108,7 @@ async def to_thread(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) ->
 # pytest-asyncio, anyio), its workers are killed with it (_pool.py), so a
 # program that runs loops one after another does not pile up processes.
 _PROCESS_IDLE_TIMEOUT = 300.0
+_defaults_lock = threading.Lock()
 _default_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = (
     weakref.WeakKeyDictionary()
 )
@@ -246,34 +154,6 @@ async def to_process(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -
     return await _process_pool().apply(fn, args, kwargs)
 
 
-async def _in_own_thread(fn: Callable[[], object], name: str) -> None:
-    """Run a blocking call in a thread of its own, without blocking the loop.
-
-    For shutting the default executors down: ``to_thread`` would start a new
-    thread cache just as the old one goes away, and a cache cannot join its
-    own threads from one of them.
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    bridge = bridge_for(loop)
-    failure: list[BaseException] = []
-
-    def _run() -> None:
-        try:
-            fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the loop below
-            failure.append(exc)
-        finally:
-            bridge.post(_set_result, done, None)
-
-    thread = threading.Thread(target=_run, name=name, daemon=True)
-    thread.start()
-    await done  # cancelled: the daemon thread finishes the shutdown on its own
-    thread.join()  # past its last statement: returns at once
-    if failure:
-        raise failure[0]
-
-
 async def shutdown_default_executors() -> None:
     """Shut down the worker threads of ``to_thread`` and this loop's ``to_process`` pool.
 
@@ -286,10 +166,9 @@ async def shutdown_default_executors() -> None:
     Cancellation:
         The executors are shut down anyway; only the wait is abandoned.
     """
-    global _default_threads
     loop = asyncio.get_running_loop()
+    cache = _threads.take_default_cache()
     with _defaults_lock:
-        cache, _default_threads = _default_threads, None
         pool = _default_pools.pop(loop, None)
         stale = [p for lp, p in list(_default_pools.items()) if lp.is_closed()]
         for other in stale:
@@ -300,14 +179,12 @@ async def shutdown_default_executors() -> None:
         pool.close()
         await pool.join()
     if cache is not None:
-        await _in_own_thread(cache.shutdown, "toolkit-shutdown")
+        await _threads.in_own_thread(cache.shutdown, "toolkit-shutdown")
 
 
 def _forget_defaults_in_child() -> None:
-    # A forked child inherits the parent's executor objects but not their
-    # threads or processes: start its own on demand.
-    global _default_threads
-    _default_threads = None
+    # A forked child inherits the parent's pool objects but not their
+    # processes: it starts its own on demand.
     _default_pools.clear()
 
 
@@ -599,7 +476,7 @@ class AsyncExecutor:
         if not off_loop:
             self._attach(dest, self._executor_submit(fn, args, kwargs), decode)
         elif start_drain:
-            _thread_cache().submit(self._drain_backlog)
+            default_cache().submit(self._drain_backlog)
         if timeout is not None:
             timer = loop.call_later(timeout, self._expire, dest, timeout)
             dest.add_done_callback(lambda _: timer.cancel())
@@ -615,7 +492,7 @@ class AsyncExecutor:
             try:
                 source = self._executor_submit(fn, args, kwargs)
             except BaseException as exc:  # noqa: BLE001 - delivered to the awaiter
-                bridge.post(_set_exception, dest, exc)
+                bridge.post(set_exception_if_pending, dest, exc)
             else:
                 bridge.post(self._attach, dest, source, decode)
             with self._backlog_lock:
@@ -862,12 +739,6 @@ class AsyncExecutor:
         await self.shutdown(wait=True, cancel_futures=exc_type is not None)
 
 
-# While yielding one chunk's results, a map looks at the clock every
-# _YIELD_EVERY results and hands the loop back once it held it _HOLD_AT_MOST.
-_YIELD_EVERY = 256
-_HOLD_AT_MOST = 0.001
-
-
 def _as_futures(
     fs: Iterable[Awaitable[T] | cf.Future[T]], loop: asyncio.AbstractEventLoop
 ) -> list[asyncio.Future[T]]:
@@ -913,349 +784,3 @@ async def _as_completed(
     finally:
         for future in futures:
             future.remove_done_callback(finished.put_nowait)
-
-
-# --- map ------------------------------------------------------------------------------------------
-
-
-class _MapEngine(Protocol):
-    """What a map needs from whatever runs its chunks (AsyncExecutor, Pool, ThreadPool)."""
-
-    _serialize: bool
-
-    @property
-    def _map_workers(self) -> int: ...
-
-    def _check_open(self) -> None: ...
-
-    def _submit_chunk(
-        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[Any], star: bool
-    ) -> asyncio.Future[ChunkOutcome]: ...
-
-    def _map_started(self, state: _MapState[Any]) -> None: ...
-
-    def _map_finished(self, state: _MapState[Any]) -> None: ...
-
-
-class _Inputs:
-    """The inputs of a map, pulled a chunk at a time from sync or async iterables.
-
-    With one iterable a chunk is a list of items (fn(item): no tuple per
-    input); with several it is a list of argument tuples, zipped.
-    """
-
-    __slots__ = ("_async", "_sync", "_zipped", "star")
-
-    def __init__(
-        self, iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...], star: bool = False
-    ) -> None:
-        self._sync: Iterator[Any] | None = None
-        self._async: list[AsyncIterator[Any]] | None = None
-        self._zipped = len(iterables) > 1
-        self.star = star or self._zipped
-        if not any(isinstance(it, collections.abc.AsyncIterable) for it in iterables):
-            sync = cast("tuple[Iterable[Any], ...]", iterables)
-            # Shortest wins, as in the builtin map().
-            self._sync = zip(*sync, strict=False) if self._zipped else iter(sync[0])
-        else:
-            self._async = [_aiter(it) for it in iterables]
-
-    async def take(self, n: int) -> list[Any]:
-        if self._sync is not None:
-            return list(itertools.islice(self._sync, n))
-        assert self._async is not None
-        chunk: list[Any] = []
-        while len(chunk) < n:
-            try:
-                item = tuple([await anext(it) for it in self._async])
-            except StopAsyncIteration:
-                break
-            chunk.append(item if self._zipped else item[0])
-        return chunk
-
-
-async def _from_sync(iterable: Iterable[T]) -> AsyncIterator[T]:
-    for item in iterable:
-        yield item
-
-
-def _aiter(iterable: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    if isinstance(iterable, collections.abc.AsyncIterable):
-        return aiter(iterable)
-    return _from_sync(iterable)
-
-
-@final
-class MapResult(Generic[R]):
-    """The results of a map: an async iterator, also awaitable as a list.
-
-    Nothing is submitted until the first result is asked for. ``done`` counts
-    the results yielded so far and ``total`` is the number of inputs when it
-    is known (a sized iterable), else None: enough for a progress bar.
-    """
-
-    def __init__(
-        self,
-        executor: _MapEngine,
-        fn: Callable[..., R],
-        iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...],
-        ordered: bool,
-        window: int | None,
-        chunksize: int | None,
-        timeout: float | None,
-        *,
-        star: bool = False,
-    ) -> None:
-        # The generator holds the state, never this object: an abandoned map
-        # (a break, no aclose) is then freed at once, and the loop's
-        # async-generator finalizer closes it, instead of a reference cycle
-        # waiting for the cyclic GC while a pool's close() waits for the map.
-        self._state = _MapState(executor, fn, iterables, ordered, window, chunksize, timeout, star)
-        self._results = self._state.run()
-        self._state.generator = weakref.ref(self._results)  # weak: see above
-        self._step: asyncio.Future[R] | None = None
-
-    @property
-    def done(self) -> int:
-        """How many results were yielded so far."""
-        return self._state.done
-
-    @property
-    def total(self) -> int | None:
-        """How many inputs there are, when the input is sized; else None."""
-        return self._state.total
-
-    def __aiter__(self) -> AsyncIterator[R]:
-        return self if self._step is not None else self._results
-
-    def __anext__(self) -> Awaitable[R]:
-        step = self._step
-        if step is not None:  # a next(timeout) that timed out left its step running
-            self._step = None
-            return step
-        return self._results.__anext__()
-
-    async def next(self, timeout: float | None = None) -> R:
-        """Return the next result, waiting at most timeout seconds (``IMapIterator.next``).
-
-        Raises:
-            StopAsyncIteration: no more results.
-            TaskTimeoutError: none within timeout (also a ``multiprocessing.TimeoutError``);
-                the map goes on, and the next call returns that result.
-
-        Cancellation:
-            Safe: the map goes on; the result is kept for the next call.
-        """
-        timeout = check_timeout(timeout)
-        step = self._step
-        if step is None:
-            step = self._step = asyncio.ensure_future(self._results.__anext__())
-        await asyncio.wait([step], timeout=timeout)
-        if not step.done():
-            raise TaskTimeoutError(f"no result within {timeout:g} s (the map goes on)")
-        self._step = None
-        return step.result()
-
-    def __await__(self) -> Generator[Any, None, list[R]]:
-        return self._collect().__await__()
-
-    async def _collect(self) -> list[R]:
-        return [result async for result in self]
-
-    async def aclose(self) -> None:
-        """Stop the map: cancel tasks not started, pull no more input."""
-        step, self._step = self._step, None
-        if step is not None:
-            step.cancel()
-            await asyncio.wait([step])
-        await self._results.aclose()  # type: ignore[attr-defined]
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-class _MapState(Generic[R]):
-    """A map's parameters and progress, and the generator that runs it."""
-
-    def __init__(
-        self,
-        executor: _MapEngine,
-        fn: Callable[..., R],
-        iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...],
-        ordered: bool,
-        window: int | None,
-        chunksize: int | None,
-        timeout: float | None,
-        star: bool,
-    ) -> None:
-        self._executor = executor
-        self._star = star
-        self.done = 0
-        self.total: int | None = None
-        if len(iterables) == 1 and hasattr(iterables[0], "__len__"):
-            with contextlib.suppress(Exception):  # a broken __len__ just means "unknown"
-                self.total = len(iterables[0])  # type: ignore[arg-type]
-        self._fn = fn
-        self._iterables = iterables
-        self._ordered = ordered
-        self._window = window
-        self._chunksize = chunksize
-        self._timeout = timeout
-        self._called_at = perf_counter()  # the timeout runs from the call, as in the stdlib
-        self.generator: weakref.ref[AsyncIterator[R]] | None = None
-        self._pending: collections.deque[asyncio.Future[ChunkOutcome]] | None = None
-        self._ended: BaseException | None = None  # end(): raised at the consumer's next step
-        self._finished = False
-        self.consumer_task = False  # map_async: a task of its own consumes it
-
-    def held(self) -> bool:
-        """Whether the map waits for its consumer: started, paused at a result nobody asked for."""
-        if self.consumer_task:
-            return False
-        generator = self.generator() if self.generator is not None else None
-        return generator is None or not getattr(generator, "ag_running", True)
-
-    def end(self, error: BaseException) -> None:
-        """Stop the map from outside (its pool closes): its next step raises error.
-
-        Chunks in flight are cancelled and the engine is told at once, without
-        running the generator (its consumer may never come back).
-        """
-        if self._ended is not None or self._finished:
-            return
-        self._ended = error
-        for future in self._pending or ():
-            future.cancel()
-        self._finish()
-
-    def _finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._executor._map_finished(self)
-
-    def _sizer(self, workers: int) -> ChunkSizer:
-        if self._chunksize is not None or not self._executor._serialize:
-            return ChunkSizer(self._chunksize or 1)
-        return ChunkSizer(length=self.total, workers=workers)
-
-    async def run(self) -> AsyncIterator[R]:
-        executor = self._executor
-        loop = asyncio.get_running_loop()
-        deadline = None
-        if self._timeout is not None:
-            deadline = loop.time() + self._timeout - (perf_counter() - self._called_at)
-        workers = executor._map_workers
-        window = self._window or 2 * workers
-        sizer = self._sizer(workers)
-        inputs = _Inputs(self._iterables, self._star)
-        fn = self._fn
-        pending: collections.deque[asyncio.Future[ChunkOutcome]] = collections.deque()
-        self._pending = pending
-        exhausted = False
-        offset = 0  # index of the next input: names a bad one in errors
-
-        async def fill() -> None:
-            nonlocal exhausted, offset
-            while not exhausted and len(pending) < window:
-                executor._check_open()
-                chunk = await inputs.take(sizer.next_size())
-                if not chunk:
-                    exhausted = True
-                    return
-                try:
-                    pending.append(executor._submit_chunk(loop, fn, chunk, inputs.star))
-                except SerializationError as exc:
-                    exhausted = True  # the map ends at the bad input
-                    pending.extend(self._split_bad_chunk(loop, chunk, inputs.star, offset, exc))
-                    return
-                offset += len(chunk)
-
-        executor._map_started(self)
-        try:
-            await fill()
-            while pending:
-                if self._ordered:
-                    head = pending[0]
-                else:
-                    head = await _first_done(pending, deadline, self._timeout)
-                try:
-                    if deadline is None:
-                        outcome = await head
-                    else:
-                        async with asyncio.timeout_at(deadline):
-                            outcome = await head
-                except TimeoutError:
-                    raise TaskTimeoutError(
-                        f"map did not finish within {self._timeout:g} s"
-                    ) from None
-                pending.remove(head)
-                sizer.record(len(outcome.results) + (outcome.error is not None), outcome.elapsed)
-                if outcome.error is None:
-                    await fill()
-                results = outcome.results
-                suspended = perf_counter()
-                for start in range(0, len(results), _YIELD_EVERY):
-                    if start and perf_counter() - suspended > _HOLD_AT_MOST:
-                        # A consumer that never awaits would otherwise hold the
-                        # loop for a whole chunk (thousands of results).
-                        await asyncio.sleep(0)
-                        suspended = perf_counter()
-                    batch = results[start : start + _YIELD_EVERY]
-                    for result in batch:
-                        yield result
-                        if self._ended is not None:
-                            raise self._ended
-                    self.done += len(batch)
-                if outcome.error is not None:
-                    raise outcome.error
-        finally:
-            for future in pending:
-                future.cancel()  # cancels the executor's (pool's) task at once
-            self._finish()
-
-    def _split_bad_chunk(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        chunk: list[Any],
-        star: bool,
-        offset: int,
-        error: SerializationError,
-    ) -> list[asyncio.Future[ChunkOutcome]]:
-        """Submit the inputs before the unpicklable one; fail the map at that one."""
-        if error.argument == "the function":
-            raise error
-        futures: list[asyncio.Future[ChunkOutcome]] = []
-        for index, item in enumerate(chunk):
-            try:
-                dumps_call(self._fn, item if star else (item,), {})
-            except SerializationError as exc:
-                named = SerializationError(
-                    f"map input {offset + index} ({exc.argument})", exc.type, exc.reason
-                )
-                if index:
-                    futures.append(
-                        self._executor._submit_chunk(loop, self._fn, chunk[:index], star)
-                    )
-                failed: asyncio.Future[ChunkOutcome] = loop.create_future()
-                failed.set_result(ChunkOutcome([], named, 0.0))
-                futures.append(failed)
-                return futures
-        raise error
-
-
-async def _first_done(
-    pending: collections.deque[asyncio.Future[ChunkOutcome]],
-    deadline: float | None,
-    timeout: float | None,
-) -> asyncio.Future[ChunkOutcome]:
-    for future in pending:
-        if future.done():
-            return future
-    remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-    done, _ = await asyncio.wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
-    if not done:
-        raise TaskTimeoutError(f"map did not finish within {timeout:g} s")
-    return next(iter(done))

@@ -48,20 +48,24 @@ import weakref
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
 
-from ._context import check_not_bootstrapping, get_context, preload_in_forkserver
-from ._errors import (
+from ._core._context import check_not_bootstrapping, get_context, preload_in_forkserver
+from ._core._errors import (
     BrokenPoolError,
     PoolClosedError,
     TaskTimeoutError,
     WorkerDiedError,
     describe_exit,
 )
-from ._executors import MapResult, to_thread
-from ._guard import start_forkserver
-from ._inspection import PoolSnapshot, PoolStats, TaskInfo, WorkerInfo, function_name, register
-from ._pool_workers import EXITED, OutputLine, ProcessWorker, ThreadWorker, print_output
-from ._process import _wait_ended
-from ._serialize import (
+from ._core._guard import start_forkserver
+from ._core._inspection import (
+    PoolSnapshot,
+    PoolStats,
+    TaskInfo,
+    WorkerInfo,
+    function_name,
+    register,
+)
+from ._core._serialize import (
     ChunkOutcome,
     dumps_call,
     dumps_chunk,
@@ -69,8 +73,23 @@ from ._serialize import (
     load_outcome,
     picklable_callable,
 )
-from ._validate import check_callable, check_positive_int, check_timeout
-from ._worker import CANCEL, CHUNK, HEADER, INIT_FAILED, READY, RESULT, SKIPPED, STOP, TASK, frame
+from ._core._threads import to_thread
+from ._core._validate import check_callable, check_positive_int, check_timeout
+from ._engines._worker import (
+    CANCEL,
+    CHUNK,
+    HEADER,
+    INIT_FAILED,
+    READY,
+    RESULT,
+    SKIPPED,
+    STOP,
+    TASK,
+    frame,
+)
+from ._engines._workers import EXITED, OutputLine, ProcessWorker, ThreadWorker, print_output
+from ._map import MapResult
+from ._objects._process import _wait_ended
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable, Mapping
@@ -78,7 +97,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
-    from ._executors import _MapState
+    from ._map import _MapState
 
     _Worker = ProcessWorker | ThreadWorker
 
@@ -1464,7 +1483,7 @@ class Pool(_PoolBase):
     ) -> None:
         self._context = get_context(context)
         check_not_bootstrapping("toolkit.Pool()")
-        preload_in_forkserver(self._context, "toolkit._worker")
+        preload_in_forkserver(self._context, "toolkit._engines._worker")
         start_forkserver(self._context)  # from the main thread: it dies with this process
         if capture_output is True:
             self._capture: Callable[[OutputLine], object] | None = print_output

@@ -8,7 +8,7 @@ records for one pool. The playground's ``ps`` and ``top`` are drawn from here.
 
 from __future__ import annotations
 
-from ._inspection import (
+from ._core._inspection import (
     PoolSnapshot as PoolSnapshot,
     PoolStats as PoolStats,
     ProcessInfo as ProcessInfo,

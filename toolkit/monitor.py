@@ -27,7 +27,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._inspection import (
+from ._core._inspection import (
     PoolSnapshot,
     PoolStats,
     ProcessInfo,

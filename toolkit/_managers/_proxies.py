@@ -2,7 +2,7 @@
 
 Each proxy is a reference to one object in the manager's server. Its
 methods are the stdlib proxy type's, under the same names, each a round trip
-awaited on readiness (_manager_connections.py). What Python cannot await
+awaited on readiness (_connections.py). What Python cannot await
 (``d[k]``, ``len(l)``, ``ns.x``) has a named form: ``getitem``, ``setitem``,
 ``delitem``, ``contains``, ``len``, ``getattr``, ``setattr``, ``delattr``.
 ``copy()`` returns a plain local copy of the referent.
@@ -16,7 +16,7 @@ rebuilt from (``.sync``), which counts itself, as the stdlib does.
 Blocking methods try the non-blocking call first; if it would block, the
 coroutine joins its process's wait line for that object (a queue's
 ``get``, a lock's ``acquire``, an event's ``wait``): one server-side call,
-in slices, serves every waiter (_manager_connections.WaitLine). What the
+in slices, serves every waiter (_connections.WaitLine). What the
 server did for a caller that left is undone: a queue item goes to the next
 getter or back into the queue, a lock acquired for nobody is handed on or
 released. An RLock belongs to a server thread, that is to a connection: a
@@ -36,10 +36,10 @@ import weakref
 from multiprocessing.context import get_spawning_popen
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._bridge import helper_threads
-from ._errors import QueueEmpty, QueueFull
-from ._manager_connections import SLICE, Channel, ConnectionPool, pool_for, server_call
-from ._validate import check_timeout
+from .._core._bridge import helper_threads
+from .._core._errors import QueueEmpty, QueueFull
+from .._core._validate import check_timeout
+from ._connections import SLICE, Channel, ConnectionPool, pool_for, server_call
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping

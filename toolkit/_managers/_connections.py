@@ -63,9 +63,9 @@ import weakref
 from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
-from ._bridge import closing_fd, wait_readable
-from ._errors import ClosedError, ManagerDiedError
-from ._executors import to_thread
+from .._core._bridge import closing_fd, wait_readable
+from .._core._errors import ClosedError, ManagerDiedError
+from .._core._threads import to_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

@@ -240,7 +240,7 @@ def start_forkserver(context: BaseContext) -> None:
         return  # another implementation: do without
     if getattr(server, "_forkserver_pid", None) is not None:
         return
-    if "toolkit._forkserver_guard" not in modules:
-        context.set_forkserver_preload([*modules, "toolkit._forkserver_guard"])
+    if "toolkit._core._forkserver_guard" not in modules:
+        context.set_forkserver_preload([*modules, "toolkit._core._forkserver_guard"])
     with contextlib.suppress(Exception):
         server.ensure_running()

@@ -45,8 +45,8 @@ import threading
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ._guard import end_with_children, watch_process
-from ._serialize import dumps_failure, run_call, run_chunk
+from .._core._guard import end_with_children, watch_process
+from .._core._serialize import dumps_failure, run_call, run_chunk
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -5,7 +5,7 @@ The server is the stdlib's own (``multiprocessing.managers.Server`` with
 process of its own or reached at an address: plain ``multiprocessing``
 clients talk to it as to any ``SyncManager``. What is new is this side:
 creating a shared object is an awaited call, and its proxy's methods are
-awaited round trips on a few pooled connections (_manager_connections.py),
+awaited round trips on a few pooled connections (_connections.py),
 without a thread per call (_proxies.py).
 
     async with toolkit.Manager() as m:          start(): a server process; its
@@ -34,18 +34,19 @@ import os
 import signal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._connection import Connection
-from ._context import get_context
-from ._errors import ClosedError, ManagerDiedError, describe_exit
-from ._executors import to_thread
-from ._guard import end_with_children, start_forkserver, watch_process
-from ._manager_connections import (
+from .._core._context import get_context
+from .._core._errors import ClosedError, ManagerDiedError, describe_exit
+from .._core._guard import end_with_children, start_forkserver, watch_process
+from .._core._threads import to_thread
+from .._core._validate import check_positive_int, check_timeout
+from .._objects._connection import Connection
+from .._objects._process import Process
+from ._connections import (
     ConnectionPool,
     forget_pool,
     register_pool,
     server_call,
 )
-from ._process import Process
 from ._proxies import (
     _SYNC_MANAGER_PROXIES,
     ASYNC_FOR_SYNC,
@@ -63,7 +64,6 @@ from ._proxies import (
     RLockProxy,
     ValueProxy,
 )
-from ._validate import check_positive_int, check_timeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

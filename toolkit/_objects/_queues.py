@@ -34,12 +34,12 @@ import pickle
 import queue as stdlib_queue
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._bridge import wait_blocking, wait_readable
-from ._context import get_context
-from ._errors import ClosedError, QueueEmpty, QueueFull
-from ._executors import to_thread
-from ._validate import check_timeout
-from ._wire import Partial, available, finish, try_read_message
+from .._core._bridge import wait_blocking, wait_readable
+from .._core._context import get_context
+from .._core._errors import ClosedError, QueueEmpty, QueueFull
+from .._core._threads import to_thread
+from .._core._validate import check_timeout
+from .._core._wire import Partial, available, finish, try_read_message
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -32,16 +32,16 @@ import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._bridge import (
+from .._core._bridge import (
     bridge_for,
     unwatch_readable,
     unwatch_writable,
     watch_readable,
     watch_writable,
 )
-from ._errors import as_task_error
-from ._reaping import guard_poll
-from ._serialize import finish, run_chunk_here
+from .._core._errors import as_task_error
+from .._core._reaping import guard_poll
+from .._core._serialize import finish, run_chunk_here
 from ._worker import (
     CHUNK,
     HEADER,
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
 
-    from ._inspection import WorkerState
+    from .._core._inspection import WorkerState
 
 __all__ = ["EXITED", "OutputLine", "ProcessWorker", "ThreadWorker"]
 

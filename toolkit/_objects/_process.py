@@ -17,16 +17,16 @@ import sys
 from multiprocessing import popen_forkserver
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._bridge import forget_fd, wait_readable
-from ._context import get_context
-from ._executors import to_thread
-from ._guard import start_forkserver
-from ._inspection import ProcessInfo, function_name, register
-from ._pool_workers import OutputLine, _LineReader, print_output
-from ._reaping import guard_poll
-from ._serialize import picklable_callable
-from ._validate import check_timeout
-from ._worker import redirect_output
+from .._core._bridge import forget_fd, wait_readable
+from .._core._context import get_context
+from .._core._guard import start_forkserver
+from .._core._inspection import ProcessInfo, function_name, register
+from .._core._reaping import guard_poll
+from .._core._serialize import picklable_callable
+from .._core._threads import to_thread
+from .._core._validate import check_timeout
+from .._engines._worker import redirect_output
+from .._engines._workers import OutputLine, _LineReader, print_output
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

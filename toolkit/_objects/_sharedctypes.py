@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing.synchronize
 from typing import TYPE_CHECKING, Any
 
-from ._context import get_context
+from .._core._context import get_context
 from ._synchronize import Lock, RLock
 
 if TYPE_CHECKING:

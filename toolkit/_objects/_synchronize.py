@@ -30,10 +30,10 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._bridge import bridge_for, helper_threads, wait_blocking, wait_readable, watcher_for
-from ._context import get_context
-from ._validate import check_timeout
-from ._wire import read_nowait_into
+from .._core._bridge import bridge_for, helper_threads, wait_blocking, wait_readable, watcher_for
+from .._core._context import get_context
+from .._core._validate import check_timeout
+from .._core._wire import read_nowait_into
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,0 +1,5 @@
+"""Layer 1, the mechanisms: errors, checks, the loop bridge, pickling, start methods, guards.
+
+Nothing here knows a toolkit object: every layer above may import from here,
+and nothing here imports from a layer above. See docs/internals.md.
+"""

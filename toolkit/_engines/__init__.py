@@ -1,0 +1,4 @@
+"""Layer 2, the engines: the workers a pool drives (a process and its child side, a thread).
+
+Built on ``_core`` only. See docs/internals.md.
+"""
