@@ -42,7 +42,6 @@ import itertools
 import os
 import reprlib
 import signal
-import struct
 import time
 import weakref
 from collections.abc import Coroutine, Generator
@@ -56,6 +55,7 @@ from ._core._errors import (
     WorkerDiedError,
     describe_exit,
 )
+from ._core._framing import frame
 from ._core._guard import start_forkserver
 from ._core._inspection import (
     PoolSnapshot,
@@ -85,7 +85,6 @@ from ._engines._worker import (
     SKIPPED,
     STOP,
     TASK,
-    frame,
 )
 from ._engines._workers import EXITED, OutputLine, ProcessWorker, ThreadWorker, print_output
 from ._map import MapResult
@@ -108,9 +107,6 @@ T = TypeVar("T")
 _PIPELINE_BELOW = 0.001  # seconds per task under which a worker gets several at once
 _PIPELINE_MAX = 64
 _PIPELINE_DEPTH = 0.004  # seconds of tiny tasks a worker may hold
-_TASK_FRAME = struct.Struct("!icQ")  # multiprocessing's length prefix, then HEADER
-_HEADER_SIZE = HEADER.size
-_LONG_PAYLOAD = 0x7FFFFFFF - 64  # beyond: the long length prefix (frame())
 _STARTUP_DEATHS = 3  # workers in a row dying before READY break the pool
 _START_BACKOFF = (0.05, 0.1, 0.2, 0.4)  # seconds before each retry of a failed start
 _DEAD_KEPT = 32  # dead workers kept for inspection (their exit reasons)

@@ -31,13 +31,12 @@ import errno
 import fcntl
 import os
 import select
-import struct
 import termios
+
+from ._framing import LONG_PREFIX_SIZE, PREFIX_SIZE, bounds, length_of
 
 __all__ = ["Partial", "available", "finish", "read_exactly", "try_read_message"]
 
-_HEADER = struct.Struct("!i")
-_LONG = struct.Struct("!Q")
 
 # Linux >= 4.14 (pipes since 5.x): preadv2(RWF_NOWAIT) reads without blocking
 # *this call only*, leaving the descriptor's flags alone: one syscall instead
@@ -101,17 +100,15 @@ def try_read_message(fd: int, header: bytearray | None = None) -> bytearray | Pa
         EOFError: the writer closed, at a message boundary.
     """
     if header is None:  # callers that read often pass a buffer of their own
-        header = bytearray(_HEADER.size)
+        header = bytearray(PREFIX_SIZE)
     got = read_nowait_into(fd, memoryview(header))
     if got == -1:
         return None
     if got == 0:
         raise EOFError
-    if got < _HEADER.size:
+    if got < PREFIX_SIZE:
         return Partial(bytearray(header), None, got)
-    size: int = _HEADER.unpack(header)[0]
-    if size == -1:  # over 2 GiB: the real length follows
-        size = _LONG.unpack(read_exactly(fd, _LONG.size))[0]
+    size = _payload_size(fd, header)
     buffer = bytearray(size)
     if size == 0:
         return buffer
@@ -121,15 +118,23 @@ def try_read_message(fd: int, header: bytearray | None = None) -> bytearray | Pa
     return Partial(None, buffer, max(filled, 0))
 
 
+def _payload_size(fd: int, prefix: bytearray) -> int:
+    """The length a whole 4-byte prefix announces; a long one's 8 bytes are read from fd."""
+    size = length_of(prefix)
+    if size == -1:  # 2 GiB or more: the real length follows (a blocking read: it is there)
+        long_prefix = prefix + read_exactly(fd, LONG_PREFIX_SIZE - PREFIX_SIZE)
+        found = bounds(long_prefix, 0, LONG_PREFIX_SIZE)
+        assert found is not None
+        size = found[1] - found[0]
+    return size
+
+
 def finish(fd: int, partial: Partial) -> bytearray:
     """Read the rest of a partial message (blocking: call it off the loop)."""
     if partial.header is not None:
         header = partial.header
-        header[partial.filled :] = read_exactly(fd, _HEADER.size - partial.filled)
-        size: int = _HEADER.unpack(header)[0]
-        if size == -1:
-            size = _LONG.unpack(read_exactly(fd, _LONG.size))[0]
-        return bytearray(read_exactly(fd, size))
+        header[partial.filled :] = read_exactly(fd, PREFIX_SIZE - partial.filled)
+        return bytearray(read_exactly(fd, _payload_size(fd, header)))
     assert partial.buffer is not None
     view = memoryview(partial.buffer)
     filled = partial.filled

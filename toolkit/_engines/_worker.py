@@ -27,7 +27,8 @@ The worker ignores SIGINT: a Ctrl-C in the terminal reaches the whole process
 group, and cancelling work is the parent's decision (it kills the worker). A
 thread watches the socket for the parent's end closing (the parent died, even
 by SIGKILL) and ends the worker and its children then, whatever it is running:
-no orphans (ProcessPoolExecutor leaves them, ../shared/notes).
+no orphans, where ProcessPoolExecutor's workers outlive a killed parent
+(docs/internals.md, "Children that end with their parent").
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import threading
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from .._core._framing import bounds, frame
 from .._core._guard import end_with_children, watch_process
 from .._core._serialize import dumps_failure, run_call, run_chunk
 
@@ -57,15 +59,12 @@ __all__ = [
     "CHUNK",
     "HEADER",
     "INIT_FAILED",
-    "LENGTH",
-    "LONG_LENGTH",
     "READY",
     "RESULT",
     "RESULT_HEADER",
     "SKIPPED",
     "STOP",
     "TASK",
-    "frame",
     "redirect_output",
     "worker_main",
 ]
@@ -141,15 +140,8 @@ def _serve(sock: socket.socket) -> None:
             while True:
                 view = memoryview(buffer)
                 pos, size = 0, len(buffer)
-                while size - pos >= 4:
-                    (length,) = LENGTH.unpack_from(buffer, pos)
-                    start = pos + 4
-                    if length == -1:
-                        if size - pos < 12:
-                            break
-                        (length,) = LONG_LENGTH.unpack_from(buffer, start)
-                        start += 8
-                    end = start + length
+                while (found := bounds(buffer, pos, size)) is not None:
+                    start, end = found
                     if end > size:
                         break
                     kind, ident = HEADER.unpack_from(buffer, start)
@@ -182,14 +174,10 @@ def _serve(sock: socket.socket) -> None:
 
 def _read_large(sock: socket.socket, buffer: bytes | bytearray) -> bytes | bytearray:
     """Complete a message much larger than one read in place (not by concatenation)."""
-    (length,) = LENGTH.unpack_from(buffer)
-    header = 4
-    if length == -1:
-        if len(buffer) < 12:
-            return buffer
-        (length,) = LONG_LENGTH.unpack_from(buffer, 4)
-        header = 12
-    total = header + length
+    found = bounds(buffer, 0, len(buffer))
+    if found is None:
+        return buffer
+    total = found[1]
     if total <= 4 * _READ_SIZE:
         return buffer  # small: the next reads and one concatenation will do
     whole = bytearray(total)
@@ -205,15 +193,6 @@ def _read_large(sock: socket.socket, buffer: bytes | bytearray) -> bytes | bytea
 
 
 _READ_SIZE = 1 << 18
-LENGTH = struct.Struct("!i")
-LONG_LENGTH = struct.Struct("!Q")
-
-
-def frame(payload: bytes) -> bytes:
-    """multiprocessing's wire format: a 4-byte length (or -1 and 8 bytes), then the bytes."""
-    if len(payload) > 0x7FFFFFFF:
-        return LENGTH.pack(-1) + LONG_LENGTH.pack(len(payload)) + payload
-    return LENGTH.pack(len(payload)) + payload
 
 
 _flush_output: Callable[[], None] | None = None

@@ -40,14 +40,13 @@ from .._core._bridge import (
     watch_writable,
 )
 from .._core._errors import as_task_error
+from .._core._framing import bounds
 from .._core._reaping import guard_poll
 from .._core._serialize import finish, run_chunk_here
 from ._worker import (
     CHUNK,
     HEADER,
     INIT_FAILED,
-    LENGTH,
-    LONG_LENGTH,
     READY,
     RESULT,
     SKIPPED,
@@ -318,15 +317,8 @@ class ProcessWorker(_WorkerBase):
         on_message = self.on_message
         on_result = self.on_result
         self._need = 0
-        while size - pos >= 4:
-            (length,) = LENGTH.unpack_from(data, pos)
-            start = pos + 4
-            if length == -1:
-                if size - pos < 12:
-                    break
-                (length,) = LONG_LENGTH.unpack_from(data, start)
-                start += 8
-            end = start + length
+        while (found := bounds(data, pos, size)) is not None:
+            start, end = found
             if end > size:
                 self._need = end - pos
                 break

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core._bridge import closing_fd, wait_readable
 from .._core._errors import ClosedError, ManagerDiedError
+from .._core._framing import LENGTH, PREFIX_SIZE, bounds, frame, length_of
 from .._core._threads import to_thread
 
 if TYPE_CHECKING:
@@ -79,8 +80,6 @@ _dispatch: Any = multiprocessing.managers.dispatch  # type: ignore[attr-defined]
 
 __all__ = ["Channel", "ConnectionPool", "pool_for"]
 
-_HEADER = struct.Struct("!i")
-_LONG = struct.Struct("!Q")
 
 # A server-side blocking call (queue get, lock acquire, event wait) is made in
 # slices this long, so one made for waiters that all left ends soon on the
@@ -247,18 +246,12 @@ class Channel:
         """
         buffer = self._buffer
         while True:
-            if len(buffer) >= 4:
-                size = _HEADER.unpack_from(buffer)[0]
-                start = 4
-                if size == -1:
-                    if len(buffer) < 12:
-                        size, start = 1 << 62, 12  # header not whole yet
-                    else:
-                        size, start = _LONG.unpack_from(buffer, 4)[0], 12
-                if len(buffer) >= start + size:
-                    data = bytes(memoryview(buffer)[start : start + size])
-                    del buffer[: start + size]  # first: a bad reply must not stall the rest
-                    return _loads(data)
+            found = bounds(buffer, 0, len(buffer))
+            if found is not None and found[1] <= len(buffer):
+                start, end = found
+                data = bytes(memoryview(buffer)[start:end])
+                del buffer[:end]  # first: a bad reply must not stall the rest
+                return _loads(data)
             chunk = self._recv(wait)
             if chunk is None:
                 return None
@@ -272,8 +265,8 @@ class Channel:
         chunk = self._recv(wait)
         if chunk is None:
             return None
-        if len(chunk) >= 4 and _HEADER.unpack_from(chunk)[0] == len(chunk) - 4:
-            return _loads(memoryview(chunk)[4:])
+        if len(chunk) >= PREFIX_SIZE and length_of(chunk) == len(chunk) - PREFIX_SIZE:
+            return _loads(memoryview(chunk)[PREFIX_SIZE:])
         self._buffer += chunk
         return self._take()
 
@@ -907,19 +900,17 @@ def _dumps(
     """Pickle a request as multiprocessing does (its reducers), framed: length, then pickle."""
     if not kwds and all(type(arg) in _PLAIN for arg in args):
         # Nothing there for multiprocessing's reducers: the plain pickler is 4x faster.
-        data = pickle.dumps((ident, method, args, {}))
-        return _HEADER.pack(len(data)) + data
+        return frame(pickle.dumps((ident, method, args, {})))
     buffer = io.BytesIO()
-    buffer.write(b"\0\0\0\0")
+    buffer.write(b"\0" * PREFIX_SIZE)  # the length goes here once known: no copy
     pickler = pickle.Pickler(buffer)
     pickler.dispatch_table = _dispatch_table()
     pickler.dump((ident, method, args, kwds or {}))
-    size = buffer.tell() - 4
-    if size > 0x7FFFFFFF:
-        data = buffer.getvalue()[4:]
-        return _HEADER.pack(-1) + _LONG.pack(size) + data
+    size = buffer.tell() - PREFIX_SIZE
+    if size >= 0x7FFFFFFF:  # the long prefix is longer: frame it anew
+        return frame(buffer.getvalue()[PREFIX_SIZE:])
     buffer.seek(0)
-    buffer.write(_HEADER.pack(size))
+    buffer.write(LENGTH.pack(size))
     return buffer.getvalue()
 
 
