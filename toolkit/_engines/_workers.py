@@ -4,11 +4,11 @@ Both kinds speak the same messages (``_worker.py``) to the same pool core
 (``_pool.py``), which decides what to send; a worker here only moves bytes
 or objects and reports what happened, on the loop thread:
 
-    pool core ──send_tasks()──▶ ProcessWorker ──socket (non-blocking)──▶ worker process
+    scheduler ──enqueue, flush──▶ ProcessWorker ──socket (non-blocking)──▶ worker process
               ◀─on_message()─── frames parsed from the socket, on the loop
               ◀─on_exit()────── the process's sentinel is readable (it ended)
 
-    pool core ──send_tasks()──▶ ThreadWorker ──SimpleQueue──▶ worker thread
+    scheduler ──enqueue──▶ ThreadWorker ──SimpleQueue──▶ worker thread
               ◀─on_message()─── posted through the loop bridge (coalesced)
 
 A process worker's socket is this process's alone, so it is watched on the
@@ -20,6 +20,7 @@ reported as a crash.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import queue
@@ -39,17 +40,19 @@ from .._core._bridge import (
     watch_readable,
     watch_writable,
 )
-from .._core._errors import as_task_error
-from .._core._framing import bounds
+from .._core._errors import as_task_error, describe_exit
+from .._core._framing import bounds, frame
 from .._core._reaping import guard_poll
 from .._core._serialize import finish, run_chunk_here
 from ._worker import (
+    CANCEL,
     CHUNK,
     HEADER,
     INIT_FAILED,
     READY,
     RESULT,
     SKIPPED,
+    STOP,
     TASK,
     worker_main,
 )
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
 
     from .._core._inspection import WorkerState
 
-__all__ = ["EXITED", "OutputLine", "ProcessWorker", "ThreadWorker"]
+__all__ = ["EXITED", "OutputLine", "ProcessWorker", "ThreadWorker", "WorkerBase"]
 
 EXITED = b"Z"  # a thread worker's last message (a process's end is its sentinel)
 
@@ -91,10 +94,21 @@ def print_output(line: OutputLine) -> None:
     print(f"[{line.worker} {line.pid}] {line.text}", file=stream, flush=True)
 
 
-class _WorkerBase:
-    """What the pool core tracks for every worker, whatever runs it."""
+class WorkerBase(abc.ABC):
+    """What the scheduler (_scheduler.py) tracks and calls on every worker, whatever runs it.
+
+    The scheduler never asks which kind a worker is: it hands tasks over with
+    ``enqueue`` (sent at ``flush``, once per dispatch), withdraws one not
+    started with ``withdraw``, asks an idle worker to leave with
+    ``request_stop``, ends a busy one with ``kill``, and hears back through
+    ``on_message``/``on_result`` (READY, RESULT, SKIPPED, INIT_FAILED,
+    EXITED). ``killable`` says whether ``kill`` stops the running task (a
+    process) or only abandons it (a thread, which leaves after it).
+    """
 
     kind: Literal["process", "thread"]
+    killable: bool
+    tid: int | None  # a thread worker's native id (None for a process)
 
     def __init__(
         self, name: str, on_message: Callable[..., None], on_result: Callable[..., None]
@@ -122,11 +136,66 @@ class _WorkerBase:
             self.state = state
             self.since = time.time()
 
+    # -- the interface the scheduler drives ---------------------------------------------------
 
-class ProcessWorker(_WorkerBase):
+    @property
+    @abc.abstractmethod
+    def pid(self) -> int | None:
+        """The process running it (this one, for a thread)."""
+
+    @abc.abstractmethod
+    def enqueue(self, task: Any) -> None:
+        """Take a task; a process worker sends what it took at ``flush``."""
+
+    def flush(self) -> None:  # noqa: B027 - most workers send as they take
+        """Send what ``enqueue`` took since the last flush (one write for a burst)."""
+
+    @abc.abstractmethod
+    def withdraw(self, task: Any) -> None:
+        """Ask it to skip a task it has not started (it answers SKIPPED)."""
+
+    @abc.abstractmethod
+    def request_stop(self) -> None:
+        """Ask it to leave once it has nothing to do."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """End it now (a thread: once its task returns)."""
+
+    @abc.abstractmethod
+    def kill_now(self) -> None:
+        """End it from outside its loop, which has closed (synchronous)."""
+
+    @property
+    def exitcode(self) -> int | None:
+        """How its process ended (None: still running, or a thread)."""
+        return None
+
+    def end_reason(self, exitcode: int | None) -> str:
+        """Its end, in words, when nobody asked it to end."""
+        return "ended"
+
+    def reap(self, wait: bool) -> None:  # noqa: B027 - nothing to release for most workers
+        """Release what is left once it is dead (a thread: join it, unless wait is False)."""
+
+    @abc.abstractmethod
+    def drain(self) -> None:
+        """Handle what it said before it ended, then release its channel."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release its channel without reading more."""
+
+    @abc.abstractmethod
+    def usage(self) -> tuple[float | None, int | None]:
+        """(CPU percent since the last call, RSS bytes), or Nones if unknown."""
+
+
+class ProcessWorker(WorkerBase):
     """A worker process and the parent's end of its socket."""
 
     kind = "process"
+    killable = True
 
     def __init__(
         self,
@@ -150,6 +219,7 @@ class ProcessWorker(_WorkerBase):
         self._need = 0  # bytes the message at the head of _rbuf needs in all (0: unknown)
         self._parsing = False  # a burst is being handled over several loop iterations
         self._wbuf = bytearray()
+        self._out: list[bytes] = []  # frames enqueued, sent at flush
         child_conn = Connection(child.detach())
         self._child_ends: list[Connection] = [child_conn]
         self._readers: list[_LineReader] = []
@@ -249,6 +319,37 @@ class ProcessWorker(_WorkerBase):
             reader.close()
 
     # -- sending -----------------------------------------------------------------------------
+
+    def enqueue(self, task: Any) -> None:
+        self._out.append(frame(HEADER.pack(task.kind, task.id) + task.payload))
+
+    def flush(self) -> None:
+        if self._out:
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out.clear()
+            self.send(data)
+
+    def withdraw(self, task: Any) -> None:
+        self.send(frame(HEADER.pack(CANCEL, task.id)))
+
+    def request_stop(self) -> None:
+        self.send(frame(HEADER.pack(STOP, 0)))
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def end_reason(self, exitcode: int | None) -> str:
+        return describe_exit(exitcode)
+
+    def kill_now(self) -> None:
+        pid = self._pid
+        if pid is None or self.process._popen is None or self.process.exitcode is not None:  # type: ignore[attr-defined]
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.process.join(1)
 
     def send(self, data: bytes) -> None:
         """Queue framed bytes to the worker; never blocks."""
@@ -428,7 +529,7 @@ class _LineReader:
         self.fd = None
 
 
-class ThreadWorker(_WorkerBase):
+class ThreadWorker(WorkerBase):
     """A worker thread: tasks in through a SimpleQueue, outcomes out through the loop bridge.
 
     A thread cannot be killed: a task cancelled or timed out while it runs
@@ -437,6 +538,7 @@ class ThreadWorker(_WorkerBase):
     """
 
     kind = "thread"
+    killable = False
 
     def __init__(
         self,
@@ -466,14 +568,29 @@ class ThreadWorker(_WorkerBase):
     def pid(self) -> int:
         return os.getpid()
 
-    def send_task(self, task: Any) -> None:
+    def enqueue(self, task: Any) -> None:
         self._inbox.put(task)
+
+    def withdraw(self, task: Any) -> None:
+        pass  # the thread reads task.cancel_requested before it starts the task
+
+    def request_stop(self) -> None:
+        self.stop()
 
     def stop(self) -> None:
         self._inbox.put(None)
 
     def kill(self) -> None:
         self.stop()  # cannot interrupt it: it leaves after its current task
+
+    def kill_now(self) -> None:
+        self.stop()  # a busy thread is abandoned: it leaves after its task
+
+    def reap(self, wait: bool) -> None:
+        if self.thread.ident is not None:
+            # It posted its last message: it is returning. Not so for a thread
+            # abandoned when its loop ended (wait=False): it leaves after its task.
+            self.thread.join(None if wait else 0)
 
     def drain(self) -> None:
         pass
