@@ -81,8 +81,8 @@ def _awaited(awaitable: Any) -> Any:
 def await_chain(task: asyncio.Task[Any]) -> list[str]:
     """What a task awaits, outermost first: 'fn (file:line)' per coroutine, then the leaf.
 
-    Task.get_stack() gives only the outer frame on 3.11 (prior-art-repl.md,
-    section 1): follow cr_await instead.
+    Task.get_stack() gives only the outer frame on 3.11: follow cr_await
+    instead (docs/playground.md, "How it works").
     """
     chain: list[str] = []
     awaitable: Any = task.get_coro()

@@ -9,7 +9,7 @@
 
 The statement resolves the UI's future from inside its own coroutine, not
 from a done-callback: a callback would queue behind whatever the statement
-left on the loop (prior-art-repl.md, section 7.1). Every statement runs in
+left on the loop (docs/playground.md, "How it works"). Every statement runs in
 one persistent contextvars context, so a ContextVar set at the prompt keeps
 its value (cpython#124594).
 """

@@ -8,9 +8,10 @@
 prompt-toolkit's own ``patch_stdout`` schedules ``run_in_terminal`` without
 the app session's context, so under any non-default ``AppSession`` (our UI
 thread, every headless test) it finds no app and writes over the prompt
-(prior-art-repl.md, section 4, pitfall 1). The Terminal keeps the context it
+(docs/playground.md, "How it works"). The Terminal keeps the context it
 was attached in and drains in it. Results are written by the UI thread itself
-after draining, so they never race the next prompt (pitfall 2).
+after draining, so they never race the next prompt (a print() would go through
+the patched stream's flush thread and land after the next prompt is drawn).
 
 Raw descriptor writes bypass ``sys.stdout``: a child process inherits fd 1
 and its prints would land in the middle of the prompt. FdRelay points fd 1

@@ -38,7 +38,7 @@ def pytest_asyncio_loop_factories(
 # to_thread cache and the helper-wait cache keep idle threads for 10 s
 # (both checked idle below), and
 # Dask's client starts its offload thread on first use and keeps it until
-# the interpreter exits (prior-art-distributed.md, "test hygiene").
+# the interpreter exits (docs/internals.md, "Tests that hold the design").
 _LONG_LIVED = ("toolkit-to_thread", "toolkit-wait", "Dask-Offload")
 
 # Grace for threads and processes that are past their last statement when the test returns.

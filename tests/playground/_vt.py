@@ -2,7 +2,7 @@
 
 prompt-toolkit draws the bottom toolbar only once it knows the terminal's
 height, which it learns by asking the terminal for the cursor position
-(ESC[6n) and only when its output is a TTY (prior-art-repl.md, section 4).
+(ESC[6n), and asks only when its output is a TTY (docs/playground.md, "How it works").
 This stream claims to be one and answers every request through the pipe.
 """
 

@@ -179,8 +179,8 @@ def chain_future(
 # end, a Process sentinel) costs no thread: the loop watches it. But uvloop's
 # add_reader sets O_NONBLOCK on the descriptor's *open file description*,
 # which every process sharing the pipe also uses: another process's plain
-# blocking q.get() of a large item then fails with BlockingIOError (uvloop#686,
-# reproduced in ../shared/notes/fd-waiting.md). So on Linux the loop never
+# blocking q.get() of a large item then fails with BlockingIOError (uvloop#686;
+# docs/internals.md, "The uvloop hazard", has the evidence). So on Linux the loop never
 # sees those descriptors: they sit in one private epoll object per loop
 # (registration changes no flags), and the loop watches the epoll descriptor.
 #

@@ -16,7 +16,7 @@ Why pickle here rather than let the executor do it:
 
 * a bad argument fails *at the call* with an error naming it, instead of
   inside an executor's feeder thread (a hang in aiomultiprocess, a broken
-  pool elsewhere; ../shared/notes/prior-art-libs.md);
+  pool elsewhere; docs/internals.md, "Serialization");
 * lambdas, closures and functions typed at a prompt go by value (cloudpickle),
   whichever executor runs them;
 * every engine (ProcessPoolExecutor, Dask, loky) returns the same outcome:

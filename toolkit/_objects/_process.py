@@ -6,7 +6,8 @@ process, and the end is seen the moment it happens. For the toolkit's own
 children that is a pidfd (readable once the exit status can be reaped); under
 forkserver, the sentinel (the server writes the status there). The status is
 then read once, on the loop thread, by the plain ``join(0)``: two readers
-would race for it (../shared/notes/fd-waiting.md).
+would race for it, and the loser gets a wrong one (255, or None) (docs/internals.md,
+"One reader of each exit status").
 """
 
 from __future__ import annotations
