@@ -375,3 +375,24 @@ def slow(x: Any) -> Any:
     """A map item of about 50 ms."""
     time.sleep(0.05)
     return x
+
+
+# --- contract suites (test_contract_*.py) --------------------------------------------------------
+
+
+def relay_doubled(inbox: Any, outbox: Any, count: int) -> None:
+    """A plain child: take count items from inbox, put each doubled on outbox (the .sync objects).
+
+    Any queue-like: a toolkit queue's .sync is the multiprocessing queue, a
+    manager proxy's the stdlib proxy. No timeout: SimpleQueue.get takes none
+    (the parent terminates this child if it gives up).
+    """
+    get, put = inbox.sync.get, outbox.sync.put
+    for _ in range(count):
+        put(get() * 2)
+
+
+def late_for_small(x: int) -> int:
+    """Return x, later the smaller it is (0 last of 0..4): a map must keep order anyway."""
+    time.sleep(0.02 * max(0, 5 - x))
+    return x

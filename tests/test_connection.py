@@ -8,13 +8,13 @@ import inspect
 import multiprocessing
 import os
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import toolkit
 from tests import _helpers
+from tests._waiting import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -100,7 +100,8 @@ async def test_cancelled_recv_mid_message_keeps_it_for_the_next() -> None:
         sender.start()
         try:
             first = asyncio.ensure_future(right.recv_bytes())
-            assert await toolkit.to_thread(_wait_until_reading, right)
+            # The gate: the receiver has a message half-read, in its helper thread.
+            await wait_until(lambda: right._pending_read is not None, 30.0, interval=0.001)
             first.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await first
@@ -127,16 +128,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _wait_until_reading(conn: toolkit.Connection, timeout: float = 30.0) -> bool:
-    # The gate: the receiver has a message half-read, in its helper thread.
-    deadline = time.monotonic() + timeout
-    while conn._pending_read is None:
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.001)
-    return True
 
 
 async def test_poll_waits_up_to_its_timeout() -> None:

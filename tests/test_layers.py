@@ -33,6 +33,7 @@ WORKER_SIDE = [
     "toolkit._core._guard",
     "toolkit._core._forkserver_guard",
     "toolkit._core._serialize",
+    "toolkit._core._cpython",  # _guard.py reads the forkserver's state through it
 ]
 
 

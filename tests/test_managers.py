@@ -18,18 +18,11 @@ import pytest
 
 import toolkit
 from tests import _manager_helpers as helpers
+from tests._waiting import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from multiprocessing.context import BaseContext
-
-
-async def _wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Poll an awaitable condition (a server's state has no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 # --- the tutorial's example ----------------------------------------------------------------------
@@ -180,7 +173,7 @@ async def test_manager_many_blocked_getters_share_one_connection() -> None:
         getters = [asyncio.ensure_future(q.get(timeout=30)) for _ in range(500)]
         waiters = [asyncio.ensure_future(event.wait(timeout=30)) for _ in range(500)]
         await q.qsize()
-        await _wait_until(lambda: _opened(q, 3))
+        await wait_until(lambda: _opened(q, 3))
         await asyncio.sleep(0.1)
         assert q._pool.connections() <= 4  # not one per waiting coroutine
         for i in range(500):
@@ -351,7 +344,7 @@ async def test_manager_condition_wait_and_notify() -> None:
                 woken.set()
 
         task = asyncio.ensure_future(waiter())
-        await _wait_until(ready.len)
+        await wait_until(ready.len)
         async with cond:
             await cond.notify_all()
         await asyncio.wait_for(woken.wait(), 10)
@@ -566,7 +559,7 @@ async def test_manager_killed_fails_pending_and_later_calls_fast() -> None:
     pending = [asyncio.ensure_future(q.get()) for _ in range(40)]
     pending += [asyncio.ensure_future(lock.acquire()) for _ in range(10)]
     # The 40 getters share one server-side get, the 10 acquirers one acquire.
-    await _wait_until(lambda: _opened(d, 3))
+    await wait_until(lambda: _opened(d, 3))
     assert m.is_alive()
     started = time.monotonic()
     assert m.pid is not None
@@ -600,7 +593,7 @@ async def test_manager_proxies_give_their_references_back() -> None:
         assert d.sync.get("a") == 1  # a stdlib proxy: one more reference
         del d, l
         gc.collect()
-        await _wait_until(lambda: _objects_are(m, 0))
+        await wait_until(lambda: _objects_are(m, 0))
 
 
 async def _objects_are(m: toolkit.Manager, count: int) -> bool:

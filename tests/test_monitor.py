@@ -70,3 +70,47 @@ async def test_monitor_refuses_unknown_requests_and_bad_addresses() -> None:
         await toolkit.monitor.fetch(address)
     with pytest.raises(TypeError):
         toolkit.monitor.serve(8080)  # type: ignore[arg-type]
+
+
+async def _served_client(
+    server: toolkit.monitor.MonitorServer,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.Task[None]]:
+    """A client that was answered once; the server task serving it."""
+    address = server.address
+    assert isinstance(address, tuple)
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(b"snapshot\n")
+    await writer.drain()
+    await asyncio.wait_for(reader.readline(), 10)
+    (task,) = server._clients
+    return reader, writer, task
+
+
+async def test_monitor_cancelled_client_task_ends_cancelled_and_closes_its_connection() -> None:
+    # The rule: a cancellation is never swallowed. The task serving a client
+    # ends cancelled, its connection closed, and nothing is reported as an error.
+    errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+    async with toolkit.monitor.serve() as server:
+        reader, writer, task = await _served_client(server)
+        task.cancel()
+        await asyncio.wait([task], timeout=10)
+        assert task.cancelled()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # the server closed it
+        assert not server._clients
+        writer.close()
+        await writer.wait_closed()
+        assert (await toolkit.monitor.fetch(server.address)).processes is not None  # serves on
+    assert errors == []
+
+
+async def test_monitor_close_cancels_its_client_tasks_and_waits_for_them() -> None:
+    server = toolkit.monitor.serve()
+    await server.start()
+    reader, writer, task = await _served_client(server)
+    await asyncio.wait_for(server.close(), 10)
+    assert task.cancelled()
+    assert not server._clients
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+    await writer.wait_closed()

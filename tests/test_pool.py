@@ -22,6 +22,7 @@ import pytest
 
 import toolkit
 from tests import _helpers
+from tests._waiting import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -44,17 +45,8 @@ async def pool1() -> AsyncIterator[toolkit.Pool]:
         yield pool
 
 
-async def _wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    """Poll a condition of the pool (its own snapshot), with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
-
-
 async def _wait_file(path: Path, timeout: float = 10.0) -> None:
-    await _wait_until(path.exists, timeout)
+    await wait_until(path.exists, timeout)
 
 
 def _gone(pid: int) -> bool:
@@ -332,7 +324,7 @@ async def test_pool_sigkill_from_outside_is_seen_at_once(
 async def test_pool_worker_killed_while_idle_is_replaced(pool1: toolkit.Pool) -> None:
     pid = await pool1.apply(_helpers.pid)
     os.kill(pid, signal.SIGKILL)
-    await _wait_until(lambda: any(w.state == "dead" for w in pool1.workers))
+    await wait_until(lambda: any(w.state == "dead" for w in pool1.workers))
     assert await pool1.apply(_helpers.pid) != pid
 
 
@@ -360,7 +352,7 @@ async def test_pool_timeout_kills_the_worker(tmp_path: Path, pool1: toolkit.Pool
     assert isinstance(info.value, TimeoutError)
     pid = int(started.read_text())
     assert 0.3 <= elapsed < 3.0
-    await _wait_until(lambda: _gone(pid))
+    await wait_until(lambda: _gone(pid))
     assert await pool1.apply(_helpers.square, (4,)) == 16  # capacity is back
     stats = pool1.stats()
     assert stats.timed_out == 1
@@ -372,7 +364,7 @@ async def test_pool_timeout_kills_the_workers_children(tmp_path: Path, pool1: to
     with pytest.raises(toolkit.TaskTimeoutError):
         await pool1.apply(_helpers.grandchild_then_sleep, (str(pidfile), 30), timeout=1.0)
     grandchild = int(pidfile.read_text())
-    await _wait_until(lambda: _gone(grandchild))
+    await wait_until(lambda: _gone(grandchild))
 
 
 async def test_pool_default_timeout_applies_to_every_task() -> None:
@@ -390,7 +382,7 @@ async def test_pool_cancel_kills_a_running_task(tmp_path: Path, pool1: toolkit.P
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await _wait_until(lambda: _gone(pid))
+    await wait_until(lambda: _gone(pid))
     assert await pool1.apply(_helpers.pid) != pid
     assert pool1.stats().cancelled == 1
 
@@ -402,7 +394,7 @@ async def test_pool_asyncio_timeout_kills_the_task(tmp_path: Path, pool1: toolki
         async with asyncio.timeout(0.3):
             await pool1.apply(_helpers.mark_then_sleep, (str(started), 30))
     assert time.monotonic() - begin < 3.0
-    await _wait_until(lambda: _gone(int(started.read_text())))
+    await wait_until(lambda: _gone(int(started.read_text())))
 
 
 async def test_pool_cancelled_queued_tasks_never_run(tmp_path: Path, pool1: toolkit.Pool) -> None:
@@ -559,9 +551,9 @@ async def test_pool_async_with_cancelled_terminates(tmp_path: Path) -> None:
 
 async def test_pool_resize(pool1: toolkit.Pool) -> None:
     pool1.resize(3)
-    await _wait_until(lambda: pool1.stats().idle == 3)
+    await wait_until(lambda: pool1.stats().idle == 3)
     pool1.resize(1)
-    await _wait_until(lambda: pool1.stats().idle == 1 and pool1.stats().stopping == 0)
+    await wait_until(lambda: pool1.stats().idle == 1 and pool1.stats().stopping == 0)
     assert await pool1.apply(_helpers.square, (5,)) == 25
 
 
@@ -603,7 +595,7 @@ async def test_pool_capture_output_tags_lines(pool1: toolkit.Pool) -> None:
     lines: list[toolkit.OutputLine] = []
     async with toolkit.Pool(1, capture_output=lines.append) as pool:
         assert await pool.apply(_helpers.print_lines, (3,)) == 3
-        await _wait_until(lambda: len(lines) >= 6)
+        await wait_until(lambda: len(lines) >= 6)
         pid = pool.workers[0].pid
     assert sorted(line.text for line in lines if line.stream == "stdout") == [
         "out 0",
@@ -760,14 +752,14 @@ async def test_thread_pool_maxtasksperchild_and_resize() -> None:
         names = await asyncio.gather(*(pool.apply(name) for _ in range(12)))
         assert max(names.count(n) for n in set(names)) <= 2
         pool.resize(3)
-        await _wait_until(lambda: pool.stats().idle + pool.stats().busy == 3)
+        await wait_until(lambda: pool.stats().idle + pool.stats().busy == 3)
         assert await pool.map(_helpers.square, range(5)) == [0, 1, 4, 9, 16]
 
 
 async def test_thread_pool_cancel_abandons_the_running_task() -> None:
     async with toolkit.ThreadPool(1) as pool:
         task = asyncio.ensure_future(pool.apply(_helpers.sleep_then, (1.0, "late")))
-        await _wait_until(lambda: pool.stats().busy == 1)
+        await wait_until(lambda: pool.stats().busy == 1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -850,7 +842,7 @@ async def test_pool_apply_in_a_cancelled_task_kills_the_worker(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await _wait_until(lambda: _gone(int(started.read_text())))
+    await wait_until(lambda: _gone(int(started.read_text())))
 
 
 async def test_pool_apply_bad_input_raises_at_the_call(pool1: toolkit.Pool) -> None:

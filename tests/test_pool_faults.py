@@ -23,6 +23,7 @@ import uvloop
 
 import toolkit
 from tests import _helpers
+from tests._waiting import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -42,22 +43,6 @@ LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 async def pool(mp_context: BaseContext) -> AsyncIterator[toolkit.Pool]:
     async with toolkit.Pool(2, context=mp_context) as pool:
         yield pool
-
-
-async def _wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout} s")
-        await asyncio.sleep(0.005)
-
-
-def _wait_until_sync(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout} s")
-        time.sleep(0.005)
 
 
 def _gone(pid: int) -> bool:
@@ -304,7 +289,7 @@ def test_pool_whose_loop_ended_is_terminated(tmp_path: Path, loop: str) -> None:
         pool = toolkit.Pool(1)
         assert await pool.apply(abs, (-1,)) == 1
         pool.apply_async(_helpers.mark_then_sleep, (str(started), 30))  # busy when the loop ends
-        await _wait_until(started.exists)
+        await wait_until(started.exists)
         assert pool.stats().busy == 1
         return pool
 
@@ -319,7 +304,7 @@ def test_pool_whose_loop_ended_is_terminated(tmp_path: Path, loop: str) -> None:
     assert workers
     assert all(w.state == "dead" for w in workers), workers
     assert all(w.exit_reason is not None and "event loop" in w.exit_reason for w in workers)
-    _wait_until_sync(lambda: _gone(pid), 2.0)
+    asyncio.run(wait_until(lambda: _gone(pid), 2.0))  # outside the pool's loop
 
     async def second() -> None:
         await asyncio.wait_for(pool.join(), 5)
@@ -340,7 +325,7 @@ def test_thread_pool_whose_loop_ended_is_terminated(tmp_path: Path, loop: str) -
         pool = toolkit.ThreadPool(1)
         assert await pool.apply(abs, (-1,)) == 1
         pool.apply_async(_helpers.mark_then_sleep, (str(started), 0.5))  # busy when the loop ends
-        await _wait_until(started.exists)
+        await wait_until(started.exists)
         assert pool.stats().busy == 1
         return pool, pool.workers[0].tid
 
@@ -356,8 +341,11 @@ def test_thread_pool_whose_loop_ended_is_terminated(tmp_path: Path, loop: str) -
     assert pool.stats().busy == 0
     assert all(w.exit_reason is not None and "event loop" in w.exit_reason for w in workers)
     # The abandoned thread leaves once its short task returns, and nothing says busy then.
-    _wait_until_sync(
-        lambda: not any(t.native_id == tid and t.is_alive() for t in threading.enumerate()), 5.0
+    asyncio.run(
+        wait_until(
+            lambda: not any(t.native_id == tid and t.is_alive() for t in threading.enumerate()),
+            5.0,
+        )
     )
     assert not any(w.state == "busy" for w in pool.workers), pool.workers
 
@@ -395,7 +383,7 @@ async def test_pool_imap_being_consumed_goes_on_after_the_block() -> None:
     async with asyncio.timeout(15):
         async with toolkit.Pool(2) as pool:
             task = asyncio.create_task(consume(pool.imap(_helpers.slow, range(30), chunksize=1)))
-            await _wait_until(lambda: len(got) >= 1)
+            await wait_until(lambda: len(got) >= 1)
         assert await task == list(range(30))
 
 
@@ -415,7 +403,7 @@ async def test_to_process_runs_on_a_pool_named_to_process(
     started = tmp_path / "started"
     call = asyncio.create_task(toolkit.to_process(_helpers.mark_then_sleep, str(started), 30))
     try:
-        await _wait_until(started.exists)
+        await wait_until(started.exists)
         pid = int(started.read_text())
         pools = [p for p in toolkit.inspect.snapshot().pools if p.stats.name == "to_process"]
         assert len(pools) == 1, pools
@@ -438,12 +426,12 @@ async def test_to_process_cancelled_while_running_kills_its_worker(
 ) -> None:
     started = tmp_path / "started"
     call = asyncio.create_task(toolkit.to_process(_helpers.mark_then_sleep, str(started), 30))
-    await _wait_until(started.exists)
+    await wait_until(started.exists)
     pid = int(started.read_text())
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    await _wait_until(lambda: _gone(pid), 2.0)
+    await wait_until(lambda: _gone(pid), 2.0)
 
 
 @pytest.mark.parametrize("loop", list(LOOP_FACTORIES))
@@ -454,7 +442,8 @@ def test_to_process_worker_ends_with_its_loop(loop: str, default_executors: None
     with asyncio.Runner(loop_factory=LOOP_FACTORIES[loop]) as runner:
         pid = runner.run(main())
     assert pid != os.getpid()
-    _wait_until_sync(lambda: _gone(pid), 5.0)  # no shutdown call: the loop's end took it
+    # No shutdown call: the loop's end took it.
+    asyncio.run(wait_until(lambda: _gone(pid), 5.0))
 
 
 async def test_pool_elastic_starts_workers_on_demand_and_lets_idle_ones_go() -> None:
@@ -477,11 +466,11 @@ async def test_pool_elastic_starts_workers_on_demand_and_lets_idle_ones_go() -> 
             assert len(pids) == 2
             assert pool.stats().workers_started == 2
 
-            await _wait_until(lambda: live(pool.stats()) == 0, 5.0)
+            await wait_until(lambda: live(pool.stats()) == 0, 5.0)
             idle_for = time.monotonic() - done
             assert idle_for >= 0.2, f"idle workers left after {idle_for:.3f} s, not ~0.3 s"
             for pid in pids:
-                await _wait_until(functools.partial(_gone, pid), 2.0)
+                await wait_until(functools.partial(_gone, pid), 2.0)
 
             again = await pool.apply(os.getpid)
             assert again not in pids

@@ -44,6 +44,16 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, final
 
 from ._core import _threads
 from ._core._bridge import bridge_for
+from ._core._cpython import (
+    dask_executor_client,
+    executor_broken,
+    executor_initializer,
+    executor_max_workers,
+    executor_mp_context,
+    executor_processes,
+    executor_shutting_down,
+    set_executor_initializer,
+)
 from ._core._errors import PoolClosedError, TaskTimeoutError, as_task_error
 from ._core._guard import Guarded, start_forkserver
 from ._core._serialize import (
@@ -238,10 +248,10 @@ class ExecutorStats:
 
 
 def _count_workers(executor: cf.Executor) -> int:
-    workers = getattr(executor, "_max_workers", None)  # ThreadPool/ProcessPool/loky executors
-    if isinstance(workers, int) and workers > 0:
+    workers = executor_max_workers(executor)  # ThreadPool/ProcessPool/loky executors
+    if workers is not None and workers > 0:
         return workers
-    client = getattr(executor, "_client", None)  # Dask's ClientExecutor
+    client = dask_executor_client(executor)
     if client is not None:
         try:
             return max(1, int(sum(client.nthreads().values())))
@@ -260,14 +270,14 @@ def _guard_workers(executor: cf.ProcessPoolExecutor) -> None:
     parent watcher before the user's initializer. Workers started before the
     facade existed are not guarded.
     """
-    initializer = getattr(executor, "_initializer", _MISSING)
+    initializer = executor_initializer(executor, _MISSING)
     if initializer is _MISSING or isinstance(initializer, Guarded):
         return  # another implementation, or guarded already
-    context = getattr(executor, "_mp_context", None)
+    context = executor_mp_context(executor)
     if context is not None:
         start_forkserver(context)
     original = cast("Callable[..., object] | None", initializer)
-    executor._initializer = Guarded(os.getpid(), original)
+    set_executor_initializer(executor, Guarded(os.getpid(), original))
 
 
 _MISSING = object()
@@ -282,7 +292,7 @@ def _stop_worker_processes(executor: cf.Executor) -> None:
         with contextlib.suppress(Exception):
             kill_workers()
         return
-    processes = getattr(executor, "_processes", None) or {}
+    processes = executor_processes(executor) or {}
     for process in list(processes.values()):
         with contextlib.suppress(Exception):
             process.kill()
@@ -435,9 +445,9 @@ class AsyncExecutor:
         executor = self._executor
         if not isinstance(executor, cf.ProcessPoolExecutor):
             return False
-        if getattr(executor, "_broken", False) or getattr(executor, "_shutdown_thread", False):
+        if executor_broken(executor) or executor_shutting_down(executor):
             return False  # submit fails at once: let it fail at the call
-        processes = getattr(executor, "_processes", None)
+        processes = executor_processes(executor)
         return processes is not None and len(processes) < self.workers
 
     def _executor_submit(

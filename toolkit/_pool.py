@@ -44,6 +44,7 @@ from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
 
 from ._core._context import check_not_bootstrapping, get_context, preload_in_forkserver
+from ._core._cpython import process_popen
 from ._core._errors import (
     TaskTimeoutError,
 )
@@ -806,7 +807,7 @@ class Pool(_PoolBase):
             self._schedule_dispatch()
             self._check_finished()
             return
-        if worker.process._popen is None:  # type: ignore[attr-defined]
+        if process_popen(worker.process) is None:
             # Terminated before it started.
             worker.close()
             worker.set_state("dead")
@@ -934,7 +935,7 @@ def _kill_processes(processes: list[Any]) -> None:
     """Kill a pool's worker processes that are still alive (the pool was dropped or we exit)."""
     for process in list(processes):
         with contextlib.suppress(Exception):
-            if process._popen is not None and process.exitcode is None:
+            if process_popen(process) is not None and process.exitcode is None:
                 os.kill(process.pid, signal.SIGKILL)
     for process in list(processes):
         with contextlib.suppress(Exception):

@@ -98,10 +98,10 @@ class MonitorServer:
         if self._server is not None:
             return
         if isinstance(self._requested, str):
-            self._server = await asyncio.start_unix_server(self._serve, self._requested)
+            self._server = await asyncio.start_unix_server(self._accept, self._requested)
         else:
             host, port = self._requested
-            self._server = await asyncio.start_server(self._serve, host, port)
+            self._server = await asyncio.start_server(self._accept, host, port)
 
     async def close(self) -> None:
         """Stop listening and drop every client."""
@@ -126,10 +126,21 @@ class MonitorServer:
     ) -> None:
         await self.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Each client is served by a task of our own, not by one asyncio's
+        # server makes from a coroutine callback: the done-callback asyncio puts
+        # on that one calls exception() on it, which a cancelled task raises
+        # (3.11, 3.12: logged as an error). Ours may end cancelled, as any task.
+        task = asyncio.ensure_future(self._serve(reader, writer))
         self._clients.add(task)
+        task.add_done_callback(self._clients.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer one client until it leaves.
+
+        Cancellation (``close()``, the loop ending): not caught; the writer is
+        closed on the way out and the task ends cancelled.
+        """
         try:
             while True:
                 try:
@@ -145,10 +156,9 @@ class MonitorServer:
                     answer = json.dumps({"error": f"unknown request {request!r}; try 'snapshot'"})
                 writer.write(answer.encode() + b"\n")
                 await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            return
+        except ConnectionError:
+            return  # the client left: its end, not an error
         finally:
-            self._clients.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -13,17 +13,10 @@ import pytest
 import toolkit
 from playground._commands import Commands, Registry, await_chain, find_progress
 from playground._namespace import Namespace
+from tests._waiting import wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.02)
 
 
 async def test_commands_pool_lifecycle(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,9 +31,9 @@ async def test_commands_pool_lifecycle(capsys: pytest.CaptureFixture[str]) -> No
     try:
         assert await pool.apply(abs, (-3,)) == 3
         commands.resize("cmd", 2)
-        await _until(lambda: sum(w.state == "idle" for w in pool.workers) == 2)
+        await wait_until(lambda: sum(w.state == "idle" for w in pool.workers) == 2, 20)
         slow = commands.submit(time.sleep, 30)
-        await _until(lambda: any(w.state == "busy" for w in pool.workers))
+        await wait_until(lambda: any(w.state == "busy" for w in pool.workers), 20)
         busy = next(w for w in pool.workers if w.state == "busy")
         commands.info(busy.name)
         commands.info(pool)

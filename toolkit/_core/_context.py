@@ -11,6 +11,8 @@ import multiprocessing
 import sys
 from multiprocessing.context import BaseContext
 
+from ._cpython import forkserver_state, is_bootstrapping
+
 __all__ = [
     "check_not_bootstrapping",
     "default_start_method",
@@ -57,15 +59,12 @@ def preload_in_forkserver(context: BaseContext, module: str) -> None:
     """
     if context.get_start_method() != "forkserver":
         return
-    from multiprocessing import forkserver
-
-    server = getattr(forkserver, "_forkserver", None)
-    modules = getattr(server, "_preload_modules", None)
-    if server is None or not isinstance(modules, list):
+    state = forkserver_state()
+    if state is None:
         return  # another implementation: do without
-    if getattr(server, "_forkserver_pid", None) is not None or module in modules:
+    if state.pid is not None or module in state.preload:
         return
-    context.set_forkserver_preload([*modules, module])
+    context.set_forkserver_preload([*state.preload, module])
 
 
 def check_not_bootstrapping(what: str) -> None:
@@ -82,9 +81,7 @@ def check_not_bootstrapping(what: str) -> None:
     Raises:
         RuntimeError: called while this process is bootstrapping.
     """
-    from multiprocessing import process
-
-    if getattr(process.current_process(), "_inheriting", False):
+    if is_bootstrapping():
         raise RuntimeError(
             f"{what} was called while this child process is still importing the main "
             "script of its parent (start method spawn or forkserver). Put the code that "

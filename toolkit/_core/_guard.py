@@ -40,6 +40,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._cpython import forkserver_state
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from multiprocessing.context import BaseContext
@@ -234,13 +236,12 @@ def start_forkserver(context: BaseContext) -> None:
         return
     from multiprocessing import forkserver
 
-    server = getattr(forkserver, "_forkserver", None)
-    modules = getattr(server, "_preload_modules", None)
-    if server is None or not isinstance(modules, list):
+    state = forkserver_state()
+    if state is None:
         return  # another implementation: do without
-    if getattr(server, "_forkserver_pid", None) is not None:
+    if state.pid is not None:
         return
-    if "toolkit._core._forkserver_guard" not in modules:
-        context.set_forkserver_preload([*modules, "toolkit._core._forkserver_guard"])
+    if "toolkit._core._forkserver_guard" not in state.preload:
+        context.set_forkserver_preload([*state.preload, "toolkit._core._forkserver_guard"])
     with contextlib.suppress(Exception):
-        server.ensure_running()
+        forkserver.ensure_running()

@@ -18,6 +18,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from ._cpython import process_popen
+
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
@@ -28,11 +30,11 @@ _poll_lock = threading.Lock()
 
 def guard_poll(process: BaseProcess) -> None:
     """Make the started process's poll() safe from concurrent callers in other threads."""
-    popen = process._popen  # type: ignore[attr-defined]
+    popen = process_popen(process)
     if popen is None or "poll" in vars(popen):
         return
     unlocked = popen.poll
-    sentinel = popen.sentinel
+    sentinel = process.sentinel
 
     def poll(flag: int = os.WNOHANG) -> int | None:
         if flag != os.WNOHANG:

@@ -4,7 +4,7 @@ Why not ``ThreadPoolExecutor``: every call through it pays for a
 ``concurrent.futures.Future``, its lock and condition, a work item, and one
 loop wake-up per completion. ``to_thread`` needs none of that: a job is a
 callable that posts its own outcome through the loop's bridge (coalesced
-wake-ups, see _bridge.py). Measured: 4-5x the throughput of
+wake-ups, see _bridge.py). Measured: 2.1-2.5x the throughput of
 ``loop.run_in_executor`` for 1,000 concurrent no-op calls (docs/benchmarks.md).
 
 Threads are started on demand up to ``max_threads`` and leave after

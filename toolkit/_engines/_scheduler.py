@@ -64,7 +64,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 
-
 __all__ = ["Scheduler", "TaskFuture", "default_size"]
 
 _Worker = WorkerBase
@@ -472,11 +471,15 @@ class Scheduler(abc.ABC):
         queue = self._queue
         candidates = [w for w in self._workers if not w.retiring]
         touched: set[_Worker] = set()
+        # An elastic pool below its size starts a worker for a task rather than
+        # pipelining it behind another: two long calls must not wait in line on
+        # one worker (measured tiny) while the pool could run both at once.
+        growing = self._idle_timeout is not None and self._live() < self._size
         while queue and candidates:
             best, best_load = None, _PIPELINE_MAX + 1
             for worker in candidates:
                 load = len(worker.outstanding)
-                if load < best_load and load < worker.capacity:
+                if load < best_load and load < (1 if growing else worker.capacity):
                     best, best_load = worker, load
             if best is None:
                 break

@@ -40,6 +40,7 @@ from .._core._bridge import (
     watch_readable,
     watch_writable,
 )
+from .._core._cpython import process_args, process_popen, set_process_args
 from .._core._errors import as_task_error, describe_exit
 from .._core._framing import bounds, frame
 from .._core._reaping import guard_poll
@@ -258,7 +259,7 @@ class ProcessWorker(WorkerBase):
         inherited: descriptors a forked child must close (see worker_main).
         """
         if inherited:
-            self.process._args += (inherited,)  # type: ignore[attr-defined]
+            set_process_args(self.process, (*process_args(self.process), inherited))
         self.process.start()
         guard_poll(self.process)  # before anyone else can poll it from another thread
 
@@ -344,7 +345,7 @@ class ProcessWorker(WorkerBase):
 
     def kill_now(self) -> None:
         pid = self._pid
-        if pid is None or self.process._popen is None or self.process.exitcode is not None:  # type: ignore[attr-defined]
+        if pid is None or process_popen(self.process) is None or self.process.exitcode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

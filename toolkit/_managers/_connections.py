@@ -60,10 +60,10 @@ import socket
 import struct
 import threading
 import weakref
-from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
 from .._core._bridge import closing_fd, wait_readable
+from .._core._cpython import forking_pickler_reducers
 from .._core._errors import ClosedError, ManagerDiedError
 from .._core._framing import LENGTH, PREFIX_SIZE, bounds, frame, length_of
 from .._core._threads import to_thread
@@ -373,15 +373,18 @@ class Pipeline:
                     future.set_result(reply)
                 elif on_late is not None and reply[0] == "#RETURN":
                     self._late(on_late, reply[1])  # its caller left: undo what it did
-        except BaseException as exc:  # noqa: BLE001 - broken or closed: every caller hears it
-            # Replies still owed would answer the next callers' requests: this
-            # connection is out of step for good (its loop may even be ending).
+        except BaseException as exc:
+            # Broken, closed or cancelled (close(), the loop ending): replies
+            # still owed would answer the next callers' requests, so this
+            # connection is out of step for good; every caller hears it.
             channel.close()
-            error = exc if not isinstance(exc, asyncio.CancelledError) else ClosedError()
+            error = exc if isinstance(exc, Exception) else ClosedError()
             while waiting:
                 future, _ = waiting.popleft()
                 if not future.done():
                     future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise  # a cancellation (or an interrupt) goes on: this task ends with it
         finally:
             self._reader = None
 
@@ -503,11 +506,15 @@ class WaitLine:
                         self._hand_over(result)
                     elif self._unclaimed is not None:
                         await self._unclaimed(channel, result)
-        except BaseException as exc:  # noqa: BLE001 - every waiter hears why (the pool failed)
+        except BaseException as exc:
+            # Every waiter hears why: the pool failed, or this task was
+            # cancelled (the pool closing, the loop ending): ClosedError then.
             error = self._pool.error_for(exc)
             for future in self._futures:
                 if not future.done():
                     future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise  # a cancellation (or an interrupt) goes on: this task ends with it
         finally:
             self._futures = collections.deque(f for f in self._futures if not f.done())
             self._task = None
@@ -609,7 +616,7 @@ class ConnectionPool:
         """What a waiter hears when the call serving it ended with exc."""
         if self._error is not None:
             return _copy(self._error)
-        if isinstance(exc, asyncio.CancelledError):
+        if not isinstance(exc, Exception):  # cancelled (or interrupted): not the waiter's
             return ClosedError("the manager's connections were closed")
         return exc
 
@@ -863,9 +870,12 @@ class ConnectionPool:
     async def _drain(self, channel: Channel) -> None:
         try:
             await channel.settle()
-        except BaseException:  # noqa: BLE001 - a broken or closed channel: drop it, others go on
+        except Exception:  # noqa: BLE001 - a broken or closed channel: drop it, others go on
             self._discard(channel)
             return
+        except BaseException:  # cancelled (the pool closing): drop it, and the cancellation goes on
+            self._discard(channel)
+            raise
         self._put_back(channel)
 
     async def aclose(self, error: BaseException) -> None:
@@ -881,12 +891,14 @@ class ConnectionPool:
 _PLAIN = frozenset({str, int, float, bool, bytes, type(None)})
 _table: dict[Any, Any] = {}
 _table_sizes = (-1, -1)
+# The live dict ForkingPickler.register() adds to (never replaced): read once.
+_extra_reducers = forking_pickler_reducers()
 
 
 def _dispatch_table() -> dict[Any, Any]:
     """ForkingPickler's reducers, merged once (it copies copyreg's whole table per call)."""
     global _table, _table_sizes
-    extra = ForkingPickler._extra_reducers  # type: ignore[attr-defined]
+    extra = _extra_reducers
     sizes = (len(copyreg.dispatch_table), len(extra))
     if sizes != _table_sizes:
         _table = {**copyreg.dispatch_table, **extra}

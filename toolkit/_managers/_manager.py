@@ -35,6 +35,12 @@ import signal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core._context import get_context
+from .._core._cpython import (
+    manager_registry,
+    mark_manager_started,
+    proxy_exposed,
+    proxy_method_to_typeid,
+)
 from .._core._errors import ClosedError, ManagerDiedError, describe_exit
 from .._core._guard import end_with_children, start_forkserver, watch_process
 from .._core._threads import to_thread
@@ -114,6 +120,24 @@ def _serve(
     writer.send(server.address)
     writer.close()
     server.serve_forever()
+
+
+async def _finished(future: asyncio.Future[Any]) -> None:
+    """Wait until future is done, whatever cancellations come meanwhile; then raise the last.
+
+    Its own outcome is not raised (the caller had it from a shield, or is
+    being cancelled), only marked as seen.
+    """
+    cancelled: asyncio.CancelledError | None = None
+    while not future.done():
+        try:
+            await asyncio.wait([future])  # unlike awaiting it, a cancellation leaves it running
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if not future.cancelled():
+        future.exception()
+    if cancelled is not None:
+        raise cancelled
 
 
 def _stop_server(process: Any, address: Any, authkey: bytes, timeout: float) -> None:
@@ -243,8 +267,8 @@ class BaseManager:
             )
         # As the stdlib: the proxy type's own lists unless given; the server adds
         # method_to_typeid's methods to the exposed ones.
-        exposed = tuple(exposed) if exposed else getattr(sync_type, "_exposed_", None)
-        method_to_typeid = method_to_typeid or getattr(sync_type, "_method_to_typeid_", None)
+        exposed = tuple(exposed) if exposed else proxy_exposed(sync_type)
+        method_to_typeid = method_to_typeid or proxy_method_to_typeid(sync_type)
         cls._registry_[typeid] = (callable, exposed, method_to_typeid, sync_type)
         cls._proxies_[typeid] = async_type
         cls._sync_class = None
@@ -281,8 +305,8 @@ class BaseManager:
         pool = self._running()
         if self._sync is None:
             sync_class = type(self)._stdlib_class()
-            sync: Any = sync_class(address=pool.address, authkey=pool.authkey)
-            sync._state.value = managers.State.STARTED  # what connect() sets, without a round trip
+            sync = sync_class(address=pool.address, authkey=pool.authkey)
+            mark_manager_started(sync)
             self._sync = sync
         return self._sync
 
@@ -353,8 +377,7 @@ class BaseManager:
             try:
                 await asyncio.shield(starting)
             finally:
-                with contextlib.suppress(BaseException):
-                    await starting
+                await _finished(starting)  # then a cancellation goes on, as it came
                 writer.close()  # the child has its copy (or never will)
             async with Connection(reader) as answers:
                 try:
@@ -425,23 +448,26 @@ class BaseManager:
         """Stop the server process (its objects go with it); for a connected manager, disconnect.
 
         Calls still pending fail with ``ClosedError``. Safe to call twice.
+
+        Cancellation:
+            Raised where it lands: the rest of the stop is abandoned, and a
+            server still running is stopped when the manager is collected, or
+            at exit (the finalizer stays until the process is gone).
         """
         if self._state != _STARTED:
             self._state = _SHUTDOWN
             return
         self._state = _SHUTDOWN
         if self._watcher is not None:
+            # Cancelled, not awaited: it ends at the loop's next turn, and the
+            # state says it must not fail the pool. (Awaiting it with its
+            # CancelledError suppressed would swallow a cancellation of shutdown.)
             self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
             self._watcher = None
         pool = self._pool
         if pool is not None:
             await pool.aclose(ClosedError("the manager was shut down"))
             forget_pool(pool)
-        if self._finalizer is not None:
-            self._finalizer.cancel()
-            self._finalizer = None
         process = self._process
         if process is not None:
             if process.is_alive():
@@ -454,6 +480,9 @@ class BaseManager:
             if process.is_alive():
                 process.kill()
                 await process.join()
+        if self._finalizer is not None:
+            self._finalizer.cancel()
+            self._finalizer = None
 
     async def __aenter__(self) -> Self:
         if self._state == _INITIAL:
@@ -568,6 +597,6 @@ class Manager(BaseManager):
 
 # The server serves exactly SyncManager's registry (Pool, Iterator, AsyncResult included), so
 # stdlib clients find every typeid they know; the creating methods are the ones written above.
-Manager._registry_ = dict(managers.SyncManager._registry)
+Manager._registry_ = dict(manager_registry(managers.SyncManager))
 Manager._proxies_ = dict(_SYNC_MANAGER_PROXIES)
 Manager._sync_class = managers.SyncManager

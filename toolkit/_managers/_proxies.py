@@ -37,6 +37,13 @@ from multiprocessing.context import get_spawning_popen
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core._bridge import helper_threads
+from .._core._cpython import (
+    manager_server,
+    proxy_authkey,
+    proxy_exposed,
+    proxy_is_auto,
+    proxy_token,
+)
 from .._core._errors import QueueEmpty, QueueFull
 from .._core._validate import check_timeout
 from ._connections import SLICE, Channel, ConnectionPool, pool_for, server_call
@@ -126,10 +133,10 @@ class BaseProxy:
     def _from_sync(cls, sync: Any, sync_type: Any, pool: ConnectionPool | None = None) -> Self:
         """Wrap a stdlib proxy (rebuilt from a pickle): it holds the reference."""
         self = cls.__new__(cls)
-        token = sync._token
-        self._pool_ = pool or pool_for(token.address, bytes(sync._authkey))
+        token = proxy_token(sync)
+        self._pool_ = pool or pool_for(token.address, proxy_authkey(sync))
         self._token = token
-        self._exposed = tuple(getattr(sync, "_exposed_", ()) or ())
+        self._exposed = proxy_exposed(sync) or ()
         self._sync_type = sync_type
         self._sync = sync
         self._types = _SYNC_MANAGER_PROXIES
@@ -229,8 +236,8 @@ class BaseProxy:
 
     def _awaitable(self, sync: Any) -> BaseProxy:
         """The awaitable proxy of a stdlib proxy that came back from the server."""
-        proxytype = self._types.get(sync._token.typeid, AutoProxy)
-        sync_type = managers.AutoProxy if getattr(sync, "_isauto", False) else type(sync)
+        proxytype = self._types.get(proxy_token(sync).typeid, AutoProxy)
+        sync_type = managers.AutoProxy if proxy_is_auto(sync) else type(sync)
         return proxytype._from_sync(sync, sync_type, self._pool)
 
     async def copy(self) -> Any:
@@ -243,7 +250,7 @@ class BaseProxy:
 
 def _rebuild(cls: type[BaseProxy], sync_type: Any, token: Any, kwds: dict[str, Any]) -> Any:
     sync = managers.RebuildProxy(sync_type, token, "pickle", kwds)
-    server = getattr(multiprocessing.current_process(), "_manager_server", None)
+    server = manager_server()
     if server is not None and server.address == token.address:
         # Inside the server itself (a proxy passed to a method, stored in a dict):
         # the stdlib's proxy, as the stdlib makes it, for the server's own code
@@ -294,7 +301,7 @@ class _Sequence(BaseProxy):
 class DictProxy(_Sequence):
     """A shared ``dict``: the stdlib ``DictProxy`` methods, awaited."""
 
-    _exposed_ = managers.DictProxy._exposed_
+    _exposed_ = proxy_exposed(managers.DictProxy)
     _sync_type_ = managers.DictProxy
 
     async def delitem(self, key: Any) -> None:
@@ -341,7 +348,7 @@ class DictProxy(_Sequence):
 class ListProxy(_Sequence):
     """A shared ``list``: the stdlib ``ListProxy`` methods, awaited."""
 
-    _exposed_ = managers.ListProxy._exposed_
+    _exposed_ = proxy_exposed(managers.ListProxy)
     _sync_type_ = managers.ListProxy
 
     async def delitem(self, key: Any) -> None:
@@ -387,7 +394,7 @@ class ListProxy(_Sequence):
 class ArrayProxy(_Sequence):
     """A shared ``array``: ``getitem``, ``setitem``, ``len``, awaited."""
 
-    _exposed_ = managers.ArrayProxy._exposed_
+    _exposed_ = proxy_exposed(managers.ArrayProxy)
     _sync_type_ = managers.ArrayProxy
 
     async def copy(self) -> list[Any]:
@@ -398,7 +405,7 @@ class ArrayProxy(_Sequence):
 class NamespaceProxy(BaseProxy):
     """A shared ``Namespace``: attributes read and written with awaited calls."""
 
-    _exposed_ = managers.NamespaceProxy._exposed_
+    _exposed_ = proxy_exposed(managers.NamespaceProxy)
     _sync_type_ = managers.NamespaceProxy
 
     async def getattr(self, name: str) -> Any:
@@ -422,7 +429,7 @@ class NamespaceProxy(BaseProxy):
 class ValueProxy(BaseProxy):
     """A shared ``Value``: ``await get()``, ``await set(v)``."""
 
-    _exposed_ = managers.ValueProxy._exposed_
+    _exposed_ = proxy_exposed(managers.ValueProxy)
     _sync_type_ = managers.ValueProxy
 
     async def get(self) -> Any:
@@ -579,7 +586,7 @@ class QueueProxy(BaseProxy):
 class AcquirerProxy(BaseProxy):
     """A shared ``Lock``, ``Semaphore`` or ``BoundedSemaphore``: ``async with``, ``acquire()``."""
 
-    _exposed_ = managers.AcquirerProxy._exposed_
+    _exposed_ = proxy_exposed(managers.AcquirerProxy)
     _sync_type_ = managers.AcquirerProxy
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
@@ -707,7 +714,7 @@ class RLockProxy(AcquirerProxy):
 class ConditionProxy(RLockProxy):
     """A shared ``Condition``: ``async with``, ``await wait()``, ``await notify()``."""
 
-    _exposed_ = managers.ConditionProxy._exposed_
+    _exposed_ = proxy_exposed(managers.ConditionProxy)
     _sync_type_ = managers.ConditionProxy
 
     async def wait(self, timeout: float | None = None) -> bool:
@@ -752,7 +759,7 @@ class ConditionProxy(RLockProxy):
 class EventProxy(BaseProxy):
     """A shared ``Event``: ``await wait(timeout=)``, ``await set()``..."""
 
-    _exposed_ = managers.EventProxy._exposed_
+    _exposed_ = proxy_exposed(managers.EventProxy)
     _sync_type_ = managers.EventProxy
 
     async def is_set(self) -> bool:
@@ -791,7 +798,7 @@ class EventProxy(BaseProxy):
 class BarrierProxy(BaseProxy):
     """A shared ``Barrier``: ``await wait(timeout=)``; its properties are awaited methods."""
 
-    _exposed_ = managers.BarrierProxy._exposed_
+    _exposed_ = proxy_exposed(managers.BarrierProxy)
     _sync_type_ = managers.BarrierProxy
 
     async def wait(self, timeout: float | None = None) -> int:

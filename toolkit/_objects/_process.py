@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._core._bridge import forget_fd, wait_readable
 from .._core._context import get_context
+from .._core._cpython import process_closed, process_identity, process_popen
 from .._core._guard import start_forkserver
 from .._core._inspection import ProcessInfo, function_name, register
 from .._core._reaping import guard_poll
@@ -41,7 +42,7 @@ __all__ = ["Process"]
 
 async def _wait_ended(process: BaseProcess) -> None:
     """Wait until the process has ended and its exit status can be read without blocking."""
-    popen = process._popen  # type: ignore[attr-defined]
+    popen = process_popen(process)
     if isinstance(popen, popen_forkserver.Popen) or not hasattr(os, "pidfd_open"):
         # Forkserver: the server reaps the child, then writes its status to the
         # sentinel, so readable means "status here".
@@ -137,7 +138,7 @@ class Process:
         if name is None:
             # "Process-3", as the tutorial shows, whatever the start method
             # ("ForkServerProcess-3" otherwise): same numbering as the stdlib's.
-            identity = self._process._identity
+            identity = process_identity(self._process)
             self._process.name = "Process-" + ":".join(str(i) for i in identity)
 
     def __repr__(self) -> str:
@@ -186,11 +187,12 @@ class Process:
 
     def _snapshot(self) -> ProcessInfo | None:
         process = self._process
-        if process._closed:  # type: ignore[attr-defined]
+        if process_closed(process):
             return None
-        exitcode = process.exitcode if process._popen is not None else None  # type: ignore[attr-defined]
+        started = process_popen(process) is not None
+        exitcode = process.exitcode if started else None
         state: Literal["initial", "running", "exited"]
-        if process._popen is None:  # type: ignore[attr-defined]
+        if not started:
             state = "initial"
         elif exitcode is None:
             state = "running"
@@ -216,9 +218,9 @@ class Process:
         # to integer", while it waits).
         timeout = check_timeout(timeout, negative_is_zero=True)
         process = self._process
-        if process._closed:  # type: ignore[attr-defined]
+        if process_closed(process):
             raise ValueError("process object is closed")
-        if process._popen is None:  # type: ignore[attr-defined]
+        if process_popen(process) is None:
             raise AssertionError("can only join a started process")
         if process.exitcode is not None:
             return
@@ -282,7 +284,7 @@ class Process:
 
     async def __aenter__(self) -> Self:
         """Start the process (if it was not started)."""
-        if self._process._popen is None:  # type: ignore[attr-defined]
+        if process_popen(self._process) is None:
             self.start()
         return self
 

@@ -36,6 +36,18 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._core._bridge import wait_blocking, wait_readable
 from .._core._context import get_context
+from .._core._cpython import (
+    joinable_queue_condition,
+    joinable_queue_unfinished,
+    queue_closed,
+    queue_maxsize,
+    queue_read_lock,
+    queue_reader,
+    queue_slots,
+    queue_write_lock,
+    queue_writer,
+    semlock_is_zero,
+)
 from .._core._errors import ClosedError, QueueEmpty, QueueFull
 from .._core._threads import to_thread
 from .._core._validate import check_timeout
@@ -199,7 +211,9 @@ class SimpleQueue(Generic[T]):
 
     def _wrap(self, plain: multiprocessing.queues.SimpleQueue[Any]) -> None:
         self._queue = plain
-        self._get = _Reader(plain._reader, plain._rlock, None)  # type: ignore[attr-defined]
+        self._get = _Reader(queue_reader(plain), queue_read_lock(plain), None)
+        self._writer = queue_writer(plain)
+        self._wlock = queue_write_lock(plain)
 
     @classmethod
     def _rebuild(cls, plain: multiprocessing.queues.SimpleQueue[Any]) -> Self:
@@ -246,13 +260,11 @@ class SimpleQueue(Generic[T]):
         await to_thread(self._put_bytes, data)
 
     def _put_bytes(self, data: bytes) -> None:
-        writer = self._queue._writer  # type: ignore[attr-defined]
-        wlock = self._queue._wlock  # type: ignore[attr-defined]
-        if wlock is None:
-            writer.send_bytes(data)
+        if self._wlock is None:
+            self._writer.send_bytes(data)
         else:
-            with wlock:
-                writer.send_bytes(data)
+            with self._wlock:
+                self._writer.send_bytes(data)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         while True:
@@ -282,7 +294,10 @@ class Queue(Generic[T]):
 
     def _wrap(self, plain: multiprocessing.queues.Queue[Any]) -> None:
         self._queue = plain
-        self._get = _Reader(plain._reader, plain._rlock, plain._sem.release)  # type: ignore[attr-defined]
+        # Read once: the stdlib sets these at creation (and unpickling) only.
+        self._slots = queue_slots(plain)
+        self._maxsize = queue_maxsize(plain)
+        self._get = _Reader(queue_reader(plain), queue_read_lock(plain), self._slots.release)
 
     @classmethod
     def _rebuild(cls, plain: multiprocessing.queues.Queue[Any]) -> Self:
@@ -304,11 +319,10 @@ class Queue(Generic[T]):
     @property
     def maxsize(self) -> int:
         """The bound given at creation; 0 for unbounded (as queue.Queue)."""
-        maxsize = int(self._queue._maxsize)  # type: ignore[attr-defined]
-        return 0 if maxsize == _SEM_VALUE_MAX else maxsize
+        return 0 if self._maxsize == _SEM_VALUE_MAX else self._maxsize
 
     def _check_open(self) -> None:
-        if self._queue._closed:  # type: ignore[attr-defined]
+        if queue_closed(self._queue):
             raise ClosedError(f"{self!r} is closed")
 
     def qsize(self) -> int:
@@ -408,14 +422,13 @@ class Queue(Generic[T]):
                 return
             try:
                 async with asyncio.timeout_at(deadline):
-                    await wait_blocking(self._queue._sem, self._slot_free)  # type: ignore[attr-defined]
+                    await wait_blocking(self._slots, self._slot_free)
             except TimeoutError:
                 raise QueueFull from None
 
     def _slot_free(self, timeout: float) -> bool:
-        sem = self._queue._sem  # type: ignore[attr-defined]
-        if sem.acquire(True, timeout):
-            sem.release()
+        if self._slots.acquire(True, timeout):
+            self._slots.release()
             return True
         return False
 
@@ -426,6 +439,11 @@ class JoinableQueue(Queue[T]):
     @staticmethod
     def _make(maxsize: int, context: BaseContext) -> multiprocessing.queues.Queue[Any]:
         return context.JoinableQueue(maxsize)
+
+    def _wrap(self, plain: multiprocessing.queues.Queue[Any]) -> None:
+        super()._wrap(plain)
+        self._all_done_cond = joinable_queue_condition(plain)
+        self._none_unfinished = semlock_is_zero(joinable_queue_unfinished(plain))
 
     def task_done(self) -> None:
         """Say that an item taken with get is fully processed.
@@ -445,17 +463,16 @@ class JoinableQueue(Queue[T]):
         try:
             async with asyncio.timeout(timeout):
                 while not self._all_done(0):
-                    await wait_blocking(self._queue._cond, self._all_done)  # type: ignore[attr-defined]
+                    await wait_blocking(self._all_done_cond, self._all_done)
         except TimeoutError:
             return False
         return True
 
     def _all_done(self, timeout: float) -> bool:
-        cond = self._queue._cond  # type: ignore[attr-defined]
-        unfinished = self._queue._unfinished_tasks  # type: ignore[attr-defined]
+        cond = self._all_done_cond
         with cond:
-            if unfinished._semlock._is_zero():
+            if self._none_unfinished():
                 return True
             if timeout:
                 cond.wait(timeout)
-            return bool(unfinished._semlock._is_zero())
+            return self._none_unfinished()

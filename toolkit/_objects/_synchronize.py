@@ -32,6 +32,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core._bridge import bridge_for, helper_threads, wait_blocking, wait_readable, watcher_for
 from .._core._context import get_context
+from .._core._cpython import (
+    barrier_action,
+    barrier_condition,
+    barrier_count,
+    barrier_parties,
+    barrier_state,
+    barrier_timeout,
+    condition_lock,
+    condition_sleeping_count,
+    condition_wait_semaphore,
+    condition_woken_count,
+    event_condition,
+    event_flag,
+    semlock_is_zero,
+    set_barrier_count,
+    set_barrier_state,
+)
 from .._core._validate import check_timeout
 from .._core._wire import read_nowait_into
 
@@ -294,9 +311,25 @@ class _DoorbellEvent(multiprocessing.synchronize.Event):
     class, with the stdlib's API.
     """
 
+    # Read from the stdlib's attributes once per process (_resolve), never pickled.
+    _LOCAL = ("_bell_cond", "_bell_flag", "_flag_is_zero")
+
     def __init__(self, *, ctx: BaseContext) -> None:
         super().__init__(ctx=ctx)
         self._bell_reader, self._bell_writer = ctx.Pipe(duplex=False)
+        self._resolve()
+
+    def _resolve(self) -> None:
+        self._bell_cond = event_condition(self)
+        self._bell_flag = event_flag(self)
+        self._flag_is_zero = semlock_is_zero(self._bell_flag)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k not in self._LOCAL}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self._resolve()
 
     def doorbell(self) -> int:
         return self._bell_reader.fileno()
@@ -308,19 +341,19 @@ class _DoorbellEvent(multiprocessing.synchronize.Event):
         looks: the waiter would sleep on it. Set and clear change the flag
         under that lock, so one read sees either state, never half of one.
         """
-        return not self._flag._semlock._is_zero()  # type: ignore[attr-defined]
+        return not self._flag_is_zero()
 
     def set(self) -> None:
-        with self._cond:  # type: ignore[attr-defined]
-            was_set = self._flag.acquire(False)  # type: ignore[attr-defined]
-            self._flag.release()  # type: ignore[attr-defined]
+        with self._bell_cond:
+            was_set = self._bell_flag.acquire(False)
+            self._bell_flag.release()
             if not was_set:
                 os.write(self._bell_writer.fileno(), b"\x01")
-            self._cond.notify_all()  # type: ignore[attr-defined]
+            self._bell_cond.notify_all()
 
     def clear(self) -> None:
-        with self._cond:  # type: ignore[attr-defined]
-            if self._flag.acquire(False):  # type: ignore[attr-defined]
+        with self._bell_cond:
+            if self._bell_flag.acquire(False):
                 read_nowait_into(self._bell_reader.fileno(), memoryview(bytearray(1)))
 
 
@@ -434,6 +467,10 @@ class Condition:
         self._setup()
 
     def _setup(self) -> None:
+        # The stdlib condition's counters, read once: every wait uses them.
+        self._sleeping = condition_sleeping_count(self._cond)
+        self._woken = condition_woken_count(self._cond)
+        self._tokens = condition_wait_semaphore(self._cond)
         self._tlock = threading.Lock()  # shared with the helper thread
         self._sleepers: collections.deque[_Sleeper] = collections.deque()
         self._pending = 0
@@ -498,7 +535,7 @@ class Condition:
         with self._tlock:
             self._pending += 1
             self._sleepers.append(sleeper)
-            self._cond._sleeping_count.release()
+            self._sleeping.release()
             start = not self._helper_running
             self._helper_running = True
         if start:
@@ -518,7 +555,7 @@ class Condition:
                 if sleeper.state == _WAITING:  # timed out or cancelled: settle as the stdlib does
                     sleeper.state = _GONE
                     self._pending -= 1
-                    self._cond._woken_count.release()
+                    self._woken.release()
                 else:
                     woken = True
             await self._take_back(levels)
@@ -538,8 +575,8 @@ class Condition:
 
     def _take_tokens(self, bridge: Any) -> None:
         """Helper thread: take wake tokens for this loop's waiters, while any wait."""
-        tokens = self._cond._wait_semaphore
-        woken = self._cond._woken_count
+        tokens = self._tokens
+        woken = self._woken
         while True:
             with self._tlock:
                 if self._pending == 0:
@@ -622,8 +659,13 @@ class Barrier:
         self._setup()
 
     def _setup(self) -> None:
-        plain = self._barrier._cond
-        self._cond = Condition._rebuild(RLock._rebuild(plain._lock), plain)
+        plain = barrier_condition(self._barrier)
+        self._cond = Condition._rebuild(RLock._rebuild(condition_lock(plain)), plain)
+        # Fixed at creation: read once. The state and the count live in shared
+        # memory and change under the condition's lock: read at each use.
+        self._parties = barrier_parties(self._barrier)
+        self._timeout = barrier_timeout(self._barrier)
+        self._action = barrier_action(self._barrier)
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
         return type(self)._rebuild, (self._barrier,)
@@ -645,17 +687,17 @@ class Barrier:
 
     @property
     def parties(self) -> int:
-        return int(self._barrier._parties)
+        return self._parties
 
     @property
     def n_waiting(self) -> int:
         """How many are waiting now (read without the lock: a snapshot)."""
         b = self._barrier
-        return int(b._count) if b._state == 0 else 0
+        return barrier_count(b) if barrier_state(b) == 0 else 0
 
     @property
     def broken(self) -> bool:
-        return bool(self._barrier._state == -2)
+        return barrier_state(self._barrier) == -2
 
     async def wait(self, timeout: float | None = None) -> int:
         """Wait until all parties arrived; return this party's index (0 .. parties-1).
@@ -668,32 +710,35 @@ class Barrier:
             The party leaves; the barrier is not broken and its lock is not held.
         """
         b = self._barrier
-        timeout = b._timeout if timeout is None else check_timeout(timeout, negative_is_zero=True)
+        if timeout is None:
+            timeout = self._timeout
+        else:
+            timeout = check_timeout(timeout, negative_is_zero=True)
         async with self._cond:
-            while b._state in (-1, 1):  # draining or resetting: wait until done
+            while barrier_state(b) in (-1, 1):  # draining or resetting: wait until done
                 await self._cond.wait()
-            if b._state < 0:
+            if barrier_state(b) < 0:
                 raise threading.BrokenBarrierError
-            index = b._count
-            b._count += 1
+            index = barrier_count(b)
+            set_barrier_count(b, index + 1)
             try:
-                if index + 1 == b._parties:
+                if index + 1 == self._parties:
                     self._release()
                 else:
                     await self._wait(timeout)
-                return int(index)
+                return index
             finally:
-                b._count -= 1
-                if b._count == 0 and b._state in (-1, 1):  # the last out: reset
-                    b._state = 0
+                count = barrier_count(b) - 1
+                set_barrier_count(b, count)
+                if count == 0 and barrier_state(b) in (-1, 1):  # the last out: reset
+                    set_barrier_state(b, 0)
                     self._cond.notify_all()
 
     def _release(self) -> None:
-        b = self._barrier
         try:
-            if b._action:
-                b._action()
-            b._state = 1  # draining
+            if self._action:
+                self._action()
+            set_barrier_state(self._barrier, 1)  # draining
             self._cond.notify_all()
         except BaseException:
             self._break()
@@ -701,25 +746,25 @@ class Barrier:
 
     async def _wait(self, timeout: float | None) -> None:
         b = self._barrier
-        if not await self._cond.wait_for(lambda: b._state != 0, timeout):
+        if not await self._cond.wait_for(lambda: barrier_state(b) != 0, timeout):
             self._break()
             raise threading.BrokenBarrierError
-        if b._state < 0:
+        if barrier_state(b) < 0:
             raise threading.BrokenBarrierError
 
     def _break(self) -> None:
-        self._barrier._state = -2
+        set_barrier_state(self._barrier, -2)
         self._cond.notify_all()
 
     async def reset(self) -> None:
         """Return the barrier to its initial state; current waiters get BrokenBarrierError."""
         b = self._barrier
         async with self._cond:
-            if b._count > 0:
-                if b._state in (0, -2):
-                    b._state = -1  # resetting: cleared by the last one out
+            if barrier_count(b) > 0:
+                if barrier_state(b) in (0, -2):
+                    set_barrier_state(b, -1)  # resetting: cleared by the last one out
             else:
-                b._state = 0
+                set_barrier_state(b, 0)
             self._cond.notify_all()
 
     async def abort(self) -> None:
