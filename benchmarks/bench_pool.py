@@ -188,9 +188,9 @@ def _static_split(n: int, tasks: int) -> float:
 # --- cold start -----------------------------------------------------------------------------------
 
 
-async def _first_result_toolkit() -> float:
+async def _first_result_toolkit(method: str = "forkserver") -> float:
     start = time.perf_counter()
-    pool = toolkit.Pool(WORKERS)
+    pool = toolkit.Pool(WORKERS, context=method)
     await pool.apply(tiny, (1,))
     elapsed = time.perf_counter() - start
     pool.terminate()
@@ -198,24 +198,27 @@ async def _first_result_toolkit() -> float:
     return elapsed
 
 
-async def _first_result_executor() -> float:
+async def _first_result_executor(method: str = "forkserver") -> float:
     start = time.perf_counter()
-    executor = cf.ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("forkserver"))
+    executor = cf.ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context(method))
     await asyncio.wrap_future(executor.submit(tiny, 1))
     elapsed = time.perf_counter() - start
     executor.shutdown()
     return elapsed
 
 
-def cold_main(which: str, loop_name: str) -> None:
+def cold_main(which: str, loop_name: str, method: str = "forkserver") -> None:
     """In a fresh interpreter: print the seconds from a new pool to its first result."""
     body = _first_result_toolkit if which == "toolkit" else _first_result_executor
     with asyncio.Runner(loop_factory=loop_factories()[loop_name]) as runner:
-        print(runner.run(body()))
+        print(runner.run(body(method)))
 
 
-def _cold(which: str, loop_name: str) -> float:
-    code = f"from benchmarks.bench_pool import cold_main; cold_main({which!r}, {loop_name!r})"
+def _cold(which: str, loop_name: str, method: str = "forkserver") -> float:
+    code = (
+        "from benchmarks.bench_pool import cold_main; "
+        f"cold_main({which!r}, {loop_name!r}, {method!r})"
+    )
     # As a user's interpreter runs: with its bytecode cache. Under
     # PYTHONDONTWRITEBYTECODE every fresh interpreter compiles the toolkit's
     # modules again (~10 ms for _pool.py alone) while the stdlib's come
@@ -404,6 +407,8 @@ async def _measure(quick: bool, cpu_n: int, loop_name: str) -> _Figures:
     for _ in range(1 if quick else 3):
         add("cold", _cold("toolkit", loop_name))
         add("cold_executor", _cold("executor", loop_name))
+        add("cold_fork", _cold("toolkit", loop_name, "fork"))
+        add("cold_fork_executor", _cold("executor", loop_name, "fork"))
     add("repeats", repeats)
     add("cpu_tasks", cpu_tasks)
     add("idle_seconds", idle)
@@ -482,6 +487,18 @@ def _rows(loop_name: str, f: _Figures) -> list[list[str]]:
             "ProcessPoolExecutor(2) to first result, cold interpreter",
             _ms(m("cold_executor")),
             f"{m('cold') / m('cold_executor'):.2f}x the time",
+        ],
+        [
+            loop_name,
+            "toolkit Pool(2, context='fork') to first apply, cold interpreter",
+            _ms(m("cold_fork")),
+            "1.00x",
+        ],
+        [
+            loop_name,
+            "ProcessPoolExecutor(2) with fork to first result, cold interpreter",
+            _ms(m("cold_fork_executor")),
+            f"{m('cold_fork') / m('cold_fork_executor'):.2f}x the time",
         ],
         [
             loop_name,

@@ -49,11 +49,7 @@ from ._core._errors import (
     TaskTimeoutError,
 )
 from ._core._guard import start_forkserver
-from ._core._inspection import (
-    PoolSnapshot,
-    PoolStats,
-    WorkerInfo,
-)
+from ._core._reaping import wait_ended
 from ._core._serialize import (
     ChunkOutcome,
     dumps_call,
@@ -68,8 +64,6 @@ from ._engines._worker import (
     TASK,
 )
 from ._engines._workers import OutputLine, ProcessWorker, ThreadWorker, print_output
-from ._map import MapResult
-from ._objects._process import _wait_ended
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable, Mapping
@@ -77,7 +71,9 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
+    from ._core._inspection import PoolSnapshot, PoolStats, WorkerInfo
     from ._engines._workers import WorkerBase as _Worker
+    from ._map import MapResult
 
 
 __all__ = ["AsyncResult", "Pool", "ThreadPool"]
@@ -577,6 +573,8 @@ class _PoolBase(Scheduler):
         chunksize = check_positive_int(chunksize, "chunksize")
         self._running_loop()
         self._check_open(new=True)
+        from ._map import MapResult  # here: a pool that never maps does not load it
+
         return MapResult(self, fn, (iterable,), ordered, None, chunksize, None, star=star)
 
     # -- inspection ------------------------------------------------------------------------------
@@ -611,6 +609,8 @@ class _PoolBase(Scheduler):
         queued = sum(1 for t in tuple(self._queue) if not t.future.done())
         running = sum(len(w.outstanding) for w in workers)
         c = dict(self._counts)
+        from ._core._inspection import PoolStats  # here: records load when asked for
+
         return PoolStats(
             name=self._name,
             kind=self._kind,
@@ -635,6 +635,8 @@ class _PoolBase(Scheduler):
         tasks = list(worker.outstanding.values())  # one C call: safe from another thread
         head = tasks[0] if tasks and worker.ready else None
         cpu, rss = worker.usage()
+        from ._core._inspection import WorkerInfo
+
         return WorkerInfo(
             name=worker.name,
             kind=worker.kind,
@@ -653,6 +655,8 @@ class _PoolBase(Scheduler):
     def _snapshot(self) -> PoolSnapshot | None:
         if self._loop is None or (self._finished is not None and self._finished.is_set()):
             return None  # not started, or every worker gone: nothing runs here any more
+        from ._core._inspection import PoolSnapshot
+
         return PoolSnapshot(self.stats(), self.workers)
 
 
@@ -821,7 +825,7 @@ class Pool(_PoolBase):
         if worker.stopping_reason is not None:
             worker.kill()
         try:
-            await _wait_ended(worker.process)
+            await wait_ended(worker.process)
         except asyncio.CancelledError:
             # The loop is going away (asyncio.run cancels what is left) with the
             # pool still open: its workers must not outlive it.

@@ -1,7 +1,9 @@
-"""Frozen snapshot records of what the toolkit is running, and the registry behind them.
+"""Frozen snapshot records of what the toolkit is running.
 
-Pools and processes register themselves here when they start (weakly: a
-registry must never keep a pool alive). ``toolkit.inspect.snapshot()`` asks
+Pools and processes register themselves when they start (_registry.py,
+weakly: a registry must never keep a pool alive); the records load only
+when something asks for them (frozen dataclasses cost ~0.6 ms each to
+define, which a pool's cold start does not pay). ``toolkit.inspect.snapshot()`` asks
 each live one for its records. Every record is a frozen value taken at one
 instant, safe to keep, compare, print or send elsewhere: the playground's
 ``ps`` and ``top`` draw from nothing else.
@@ -9,11 +11,11 @@ instant, safe to keep, compare, print or send elsewhere: the playground's
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
+
+from ._registry import function_name, live, register
 
 __all__ = [
     "PoolSnapshot",
@@ -167,44 +169,15 @@ class Snapshot:
     processes: tuple[ProcessInfo, ...]
 
 
-def function_name(fn: object) -> str:
-    """``module.qualname`` of a task's function, as the records show it."""
-    if fn is None:
-        return "run"  # a Process without a target runs its run() method
-    module = getattr(fn, "__module__", None) or "?"
-    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
-
-
-class _Inspectable(Protocol):
-    def _snapshot(self) -> PoolSnapshot | ProcessInfo | None: ...
-
-
-_live: weakref.WeakSet[_Inspectable] = weakref.WeakSet()
-_live_lock = threading.Lock()  # thread pools and processes register from any thread
-
-
-def register(obj: _Inspectable) -> None:
-    """Make obj part of every later snapshot (until it is garbage collected)."""
-    with _live_lock:
-        _live.add(obj)
-
-
-def unregister(obj: _Inspectable) -> None:
-    with _live_lock:
-        _live.discard(obj)
-
-
 def snapshot() -> Snapshot:
     """Return a snapshot of every live pool and process the toolkit started here.
 
     Safe from any thread (a monitor's, a UI's), even while the loop that runs
     the pools is busy or blocked: it copies, it never waits for the loop.
     """
-    with _live_lock:
-        live = list(_live)
     pools: list[PoolSnapshot] = []
     processes: list[ProcessInfo] = []
-    for obj in live:
+    for obj in live():
         record = obj._snapshot()
         if isinstance(record, PoolSnapshot):
             pools.append(record)

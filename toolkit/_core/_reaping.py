@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import multiprocessing.connection
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
 
+from ._bridge import forget_fd, wait_readable
 from ._cpython import process_popen
+from ._threads import to_thread
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
-__all__ = ["guard_poll"]
+__all__ = ["guard_poll", "wait_ended"]
 
 _poll_lock = threading.Lock()
 
@@ -51,3 +54,30 @@ def guard_poll(process: BaseProcess) -> None:
             return result
 
     popen.poll = poll
+
+
+async def wait_ended(process: BaseProcess) -> None:
+    """Wait until the process has ended and its exit status can be read without blocking."""
+    popen = process_popen(process)
+    # Looked up, not imported: a pool under fork or spawn need not load it (~1 ms).
+    forkserver = sys.modules.get("multiprocessing.popen_forkserver")
+    is_forkserver_child = forkserver is not None and isinstance(popen, forkserver.Popen)
+    if is_forkserver_child or not hasattr(os, "pidfd_open"):
+        # Forkserver: the server reaps the child, then writes its status to the
+        # sentinel, so readable means "status here".
+        await wait_readable(process.sentinel)
+        if process.exitcode is None:  # elsewhere: closed descriptors precede the status
+            await to_thread(process.join)
+        return
+    # Our own child (fork, spawn): its sentinel reads EOF as the child closes
+    # its descriptors, a moment *before* waitpid can reap it. A pidfd becomes
+    # readable only once it can.
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except ProcessLookupError:  # already reaped by someone
+        return
+    try:
+        await wait_readable(pidfd)
+    finally:
+        forget_fd(pidfd)
+        os.close(pidfd)

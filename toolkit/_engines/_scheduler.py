@@ -54,7 +54,7 @@ from .._core._errors import (
     WorkerDiedError,
     describe_exit,
 )
-from .._core._inspection import PoolSnapshot, TaskInfo, function_name, register
+from .._core._registry import function_name, register
 from .._core._serialize import load_chunk_outcome, load_outcome
 from .._core._validate import check_positive_int, check_timeout
 from ._worker import CHUNK, INIT_FAILED, READY, RESULT, SKIPPED, TASK
@@ -62,6 +62,8 @@ from ._workers import EXITED, WorkerBase
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+
+    from .._core._inspection import PoolSnapshot, TaskInfo
 
 
 __all__ = ["Scheduler", "TaskFuture", "default_size"]
@@ -149,6 +151,8 @@ class _Task:
         return f"{name}({text if len(text) <= 80 else text[:77] + '...'})"
 
     def info(self) -> TaskInfo:
+        from .._core._inspection import TaskInfo  # here: the records load only when asked for
+
         name = function_name(self.fn)
         started = self.started_at
         if started is not None:

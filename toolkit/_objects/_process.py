@@ -13,19 +13,15 @@ would race for it, and the loser gets a wrong one (255, or None) (docs/internals
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-from multiprocessing import popen_forkserver
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._core._bridge import forget_fd, wait_readable
 from .._core._context import get_context
 from .._core._cpython import process_closed, process_identity, process_popen
 from .._core._guard import start_forkserver
-from .._core._inspection import ProcessInfo, function_name, register
-from .._core._reaping import guard_poll
+from .._core._reaping import guard_poll, wait_ended
+from .._core._registry import function_name, register
 from .._core._serialize import picklable_callable
-from .._core._threads import to_thread
 from .._core._validate import check_timeout
 from .._engines._worker import redirect_output
 from .._engines._workers import OutputLine, _LineReader, print_output
@@ -37,31 +33,9 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
+    from .._core._inspection import ProcessInfo
+
 __all__ = ["Process"]
-
-
-async def _wait_ended(process: BaseProcess) -> None:
-    """Wait until the process has ended and its exit status can be read without blocking."""
-    popen = process_popen(process)
-    if isinstance(popen, popen_forkserver.Popen) or not hasattr(os, "pidfd_open"):
-        # Forkserver: the server reaps the child, then writes its status to the
-        # sentinel, so readable means "status here".
-        await wait_readable(process.sentinel)
-        if process.exitcode is None:  # elsewhere: closed descriptors precede the status
-            await to_thread(process.join)
-        return
-    # Our own child (fork, spawn): its sentinel reads EOF as the child closes
-    # its descriptors, a moment *before* waitpid can reap it. A pidfd becomes
-    # readable only once it can.
-    try:
-        pidfd = os.pidfd_open(popen.pid)
-    except ProcessLookupError:  # already reaped by someone
-        return
-    try:
-        await wait_readable(pidfd)
-    finally:
-        forget_fd(pidfd)
-        os.close(pidfd)
 
 
 class _Captured:
@@ -198,6 +172,8 @@ class Process:
             state = "running"
         else:
             state = "exited"
+        from .._core._inspection import ProcessInfo  # here: records load when asked for
+
         return ProcessInfo(process.name, process.pid, state, exitcode, self._target_name)
 
     async def join(self, timeout: float | None = None) -> None:
@@ -226,7 +202,7 @@ class Process:
             return
         try:
             async with asyncio.timeout(timeout):
-                await _wait_ended(process)
+                await wait_ended(process)
         except TimeoutError:
             return
         process.join(0)  # reaps it, without blocking: it has ended
