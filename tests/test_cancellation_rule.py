@@ -22,7 +22,9 @@ import pytest
 
 import toolkit
 from toolkit._core._framing import frame
-from toolkit._managers._connections import Channel, ConnectionPool, Pipeline
+from toolkit._managers._channel import Channel
+from toolkit._managers._connections import ConnectionPool
+from toolkit._managers._pipeline import Pipeline
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

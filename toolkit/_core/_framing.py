@@ -12,7 +12,7 @@ payloads of 2 GiB and more. Nothing here reads or writes a descriptor:
 callers bring the bytes (a socket read, a pipe read) and take the bounds
 back, so the same code serves the worker (_engines/_worker.py), the pool's
 side of each worker (_engines/_workers.py), the manager connections
-(_managers/_connections.py) and the readers of shared pipes (_wire.py).
+(_managers/_channel.py) and the readers of shared pipes (_wire.py).
 
 This module is imported in worker processes: no asyncio.
 """

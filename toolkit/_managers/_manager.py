@@ -47,12 +47,8 @@ from .._core._threads import to_thread
 from .._core._validate import check_positive_int, check_timeout
 from .._objects._connection import Connection
 from .._objects._process import Process
-from ._connections import (
-    ConnectionPool,
-    forget_pool,
-    register_pool,
-    server_call,
-)
+from ._channel import server_call
+from ._connections import ConnectionPool, forget_pool, register_pool
 from ._proxies import (
     _SYNC_MANAGER_PROXIES,
     ASYNC_FOR_SYNC,

@@ -16,7 +16,7 @@ rebuilt from (``.sync``), which counts itself, as the stdlib does.
 Blocking methods try the non-blocking call first; if it would block, the
 coroutine joins its process's wait line for that object (a queue's
 ``get``, a lock's ``acquire``, an event's ``wait``): one server-side call,
-in slices, serves every waiter (_connections.WaitLine). What the
+in slices, serves every waiter (_pipeline.WaitLine). What the
 server did for a caller that left is undone: a queue item goes to the next
 getter or back into the queue, a lock acquired for nobody is handed on or
 released. An RLock belongs to a server thread, that is to a connection: a
@@ -46,7 +46,8 @@ from .._core._cpython import (
 )
 from .._core._errors import QueueEmpty, QueueFull
 from .._core._validate import check_timeout
-from ._connections import SLICE, Channel, ConnectionPool, pool_for, server_call
+from ._channel import SLICE, Channel, server_call
+from ._connections import ConnectionPool, pool_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
