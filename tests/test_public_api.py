@@ -274,3 +274,22 @@ def test_playground_uses_no_private_toolkit_names() -> None:
         if (names := _private_references(path.read_text(encoding="utf-8")))
     }
     assert offenders == {}
+
+
+def test_init_type_checking_imports_match_the_lazy_table() -> None:
+    # toolkit/__init__.py lists each public name twice: in the table that
+    # loads it lazily (whence __all__) and in the imports type checkers read.
+    import ast
+
+    source = Path(toolkit.__file__).read_text()
+    imported: dict[str, str] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for stmt in ast.walk(node):
+                if isinstance(stmt, ast.ImportFrom):
+                    for alias in stmt.names:
+                        module = "." * stmt.level + (stmt.module or "")
+                        imported[alias.asname or alias.name] = (
+                            module if stmt.module else f".{alias.name}"
+                        )
+    assert imported == toolkit._LAZY

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -77,57 +78,6 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
 
 __version__ = "0.1.0"
 
-__all__ = (
-    "ALL_COMPLETED",
-    "FIRST_COMPLETED",
-    "FIRST_EXCEPTION",
-    "Array",
-    "AsyncExecutor",
-    "AsyncResult",
-    "Barrier",
-    "BaseManager",
-    "BaseProxy",
-    "BoundedSemaphore",
-    "BrokenPoolError",
-    "ClosedError",
-    "Condition",
-    "Connection",
-    "ConnectionClosedError",
-    "Event",
-    "ExecutorStats",
-    "JoinableQueue",
-    "Lock",
-    "Manager",
-    "ManagerDiedError",
-    "MapResult",
-    "OutputLine",
-    "Pipe",
-    "Pool",
-    "PoolClosedError",
-    "Process",
-    "Queue",
-    "QueueEmpty",
-    "QueueFull",
-    "RLock",
-    "RawArray",
-    "RawValue",
-    "RemoteTraceback",
-    "Semaphore",
-    "SerializationError",
-    "SimpleQueue",
-    "TaskExitError",
-    "TaskTimeoutError",
-    "ThreadPool",
-    "ToolkitError",
-    "Value",
-    "WorkerDiedError",
-    "default_start_method",
-    "get_context",
-    "run",
-    "shutdown_default_executors",
-    "to_process",
-    "to_thread",
-)
 
 # Each public name -> the private module defining it. Importing ``toolkit``
 # loads none of them: a worker process importing ``toolkit._engines._worker``, or a
@@ -187,6 +137,19 @@ _LAZY: dict[str, str] = {
     "Semaphore": "._objects._synchronize",
 }
 
+
+
+def _isort_key(name: str) -> tuple[int, list[int | str]]:
+    # ruff's RUF022 order: SCREAMING_CASE, then CamelCase, then the rest.
+    category = 0 if len(name) > 1 and name.isupper() else 1 if name[:1].isupper() else 2
+    return category, [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+# One listing of the public names (the table above), not three: __all__ is
+# derived from it. The imports under TYPE_CHECKING are for type checkers only.
+__all__ = tuple(
+    sorted((name for name, module in _LAZY.items() if module != f".{name}"), key=_isort_key)
+)
 
 def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
