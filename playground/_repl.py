@@ -19,7 +19,6 @@ only, and never reaches the worker processes in our process group.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import signal
@@ -29,13 +28,9 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from prompt_toolkit import PromptSession, print_formatted_text
-from prompt_toolkit.application import Application, create_app_session, get_app_session
+from prompt_toolkit import print_formatted_text
+from prompt_toolkit.application import create_app_session, get_app_session
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.input.typeahead import store_typeahead
-from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.layout import HSplit, Layout, Window
-from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.output import create_output
 
 import toolkit
@@ -44,17 +39,18 @@ from playground import _views
 from playground._commands import find_progress
 from playground._eval import Engine, Outcome, compile_statement, format_syntax_error
 from playground._health import ChildUsage, Heartbeat, ProcessUsage
+from playground._input import InputBridge
 from playground._namespace import Namespace
 from playground._output import FdRelay, LineStream, Terminal
-from playground._session import STYLE, make_history, make_session
+from playground._running import run_with_view
+from playground._session import make_history, make_session
 from playground._top import Top
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
     from pathlib import Path
 
     from prompt_toolkit.input import Input
-    from prompt_toolkit.key_binding import KeyPress, KeyPressEvent
     from prompt_toolkit.output import Output
 
 _VERSIONS = f"toolkit {toolkit.__version__} playground, Python {sys.version.split()[0]}"
@@ -109,10 +105,8 @@ class Repl:
         self._ui_thread: threading.Thread | None = None
         self._ui_done = threading.Event()
         self._ui_loop: asyncio.AbstractEventLoop | None = None
-        # input() calls waiting for the UI, and how to stop the running view for them.
-        self._input_requests: list[tuple[str, concurrent.futures.Future[str]]] = []
-        self._stop_view: Callable[[], None] = lambda: None
-        self.namespace.globals["input"] = self._ask_input
+        self._inputs = InputBridge(self.terminal, self._flush_lines)
+        self.namespace.globals["input"] = self._inputs.ask
         self._lines = (
             LineStream(self.terminal, self._tag, 1),
             LineStream(self.terminal, self._tag, 2),
@@ -205,7 +199,7 @@ class Repl:
 
     async def _ui(self) -> None:
         with create_app_session(input=self._input, output=self._output):
-            self._ui_loop = asyncio.get_running_loop()
+            self._ui_loop = self._inputs.ui_loop = asyncio.get_running_loop()
             self.terminal.attach(get_app_session().output)
             saved = sys.stdout, sys.stderr
             sys.stdout, sys.stderr = self._lines
@@ -256,102 +250,10 @@ class Repl:
                     await self._top()
 
     async def _while_running(self, future: Any, text: str) -> Outcome:
-        """Wait for the statement, showing the running view and taking Ctrl-C as a key."""
-        outcome: asyncio.Future[Outcome] = asyncio.wrap_future(future)
-        # Quick statements show no view (no flicker), but the terminal goes raw
-        # at once: a Ctrl-C in cooked mode would SIGINT our whole process group,
-        # pool workers included.
-        with get_app_session().input.raw_mode():
-            done, _ = await asyncio.wait([outcome], timeout=0.1)
-        if done:
-            return outcome.result()
-        bindings = KeyBindings()
-
-        @bindings.add("c-c")
-        def _interrupt(event: KeyPressEvent) -> None:
-            self.engine.interrupt()
-
-        typeahead: list[KeyPress] = []
-
-        @bindings.add("<any>")
-        def _keep(event: KeyPressEvent) -> None:
-            # Typed ahead while the statement runs: handed to the next prompt, as a terminal would.
-            typeahead.extend(event.key_sequence)
-
-        def status() -> _views.Fragments:
-            again = self.engine.interrupts
-            hint = "Ctrl-C again interrupts blocking code" if again else "Ctrl-C cancels"
-            fragments: _views.Fragments = [("class:toolbar.running", f" {hint} ")]
-            for item in self._progress[:1]:  # long maps: a bar on the statement's own line
-                bar = _views.progress_bar(item.done, item.total, 30)
-                fragments.append(("class:toolbar.progress", f" {item.label} {bar}"))
-            return fragments
-
-        app: Application[None] = Application(
-            layout=Layout(
-                HSplit(
-                    [
-                        Window(FormattedTextControl(status), height=1),
-                        Window(
-                            FormattedTextControl(self._toolbar),
-                            height=1,
-                            style="class:bottom-toolbar",
-                        ),
-                    ]
-                )
-            ),
-            key_bindings=bindings,
-            style=STYLE,
-            refresh_interval=0.5,
-            erase_when_done=True,
-            terminal_size_polling_interval=0.5,
+        """Wait for the statement, showing the running view (_running.py)."""
+        return await run_with_view(
+            future, self.engine, self._inputs, self._toolbar, lambda: self._progress
         )
-
-        def stop_view() -> None:
-            with contextlib.suppress(Exception):  # not running (any more): nothing to stop
-                app.exit()
-
-        def registered() -> None:
-            self._stop_view = stop_view
-            if self._input_requests:  # asked for while the view was starting
-                stop_view()
-
-        outcome.add_done_callback(lambda _: self._stop_view())
-        while True:
-            await self._answer_input_requests()
-            if outcome.done():
-                break
-            await app.run_async(pre_run=registered)
-            self._stop_view = lambda: None
-            if typeahead:
-                store_typeahead(app.input, typeahead)
-                typeahead.clear()
-        return await outcome
-
-    def _ask_input(self, prompt: object = "") -> str:
-        """input() for statements: asks in the UI thread, which owns the terminal.
-
-        The builtin would read stdin under the running view, which reads it
-        too. Like the builtin, it blocks the statement (and the loop) until
-        a line is entered; Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError.
-        """
-        self._flush_lines()  # what the statement printed first, e.g. a question
-        reply: concurrent.futures.Future[str] = concurrent.futures.Future()
-        self._input_requests.append((str(prompt), reply))
-        loop = self._ui_loop
-        if loop is None:
-            raise RuntimeError("input() needs the playground's terminal")
-        loop.call_soon_threadsafe(lambda: self._stop_view())
-        return reply.result()
-
-    async def _answer_input_requests(self) -> None:
-        while self._input_requests:
-            prompt, reply = self._input_requests.pop(0)
-            self.terminal.flush_now()
-            try:
-                reply.set_result(await PromptSession[str]().prompt_async(prompt))
-            except (KeyboardInterrupt, EOFError) as exc:
-                reply.set_exception(type(exc)())
 
     async def _top(self) -> None:
         def kill(row: _views.Row) -> str:

@@ -1,0 +1,112 @@
+"""The running view: a one-line status while a statement runs, and Ctrl-C as a key.
+
+While a statement runs, the terminal stays in raw mode: a Ctrl-C arrives as
+a key and is turned into an interrupt of the engine thread only, never a
+SIGINT to the whole process group (the pool workers in it). The view shows
+what Ctrl-C will do, a progress bar for a long map, and the toolbar; keys
+typed meanwhile are handed to the next prompt. It steps aside for a
+statement's ``input()`` (_input.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from prompt_toolkit.application import Application, get_app_session
+from prompt_toolkit.input.typeahead import store_typeahead
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.layout import HSplit, Layout, Window
+from prompt_toolkit.layout.controls import FormattedTextControl
+
+from playground import _views
+from playground._session import STYLE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from prompt_toolkit.key_binding import KeyPress, KeyPressEvent
+
+    from playground._eval import Engine, Outcome
+    from playground._input import InputBridge
+
+
+async def run_with_view(
+    future: Any,
+    engine: Engine,
+    inputs: InputBridge,
+    toolbar: Callable[[], _views.Fragments],
+    progress: Callable[[], list[_views.Progress]],
+) -> Outcome:
+    """Wait for the statement, showing the running view and taking Ctrl-C as a key."""
+    outcome: asyncio.Future[Outcome] = asyncio.wrap_future(future)
+    # Quick statements show no view (no flicker), but the terminal goes raw
+    # at once: a Ctrl-C in cooked mode would SIGINT our whole process group,
+    # pool workers included.
+    with get_app_session().input.raw_mode():
+        done, _ = await asyncio.wait([outcome], timeout=0.1)
+    if done:
+        return outcome.result()
+    bindings = KeyBindings()
+
+    @bindings.add("c-c")
+    def _interrupt(event: KeyPressEvent) -> None:
+        engine.interrupt()
+
+    typeahead: list[KeyPress] = []
+
+    @bindings.add("<any>")
+    def _keep(event: KeyPressEvent) -> None:
+        # Typed ahead while the statement runs: handed to the next prompt, as a terminal would.
+        typeahead.extend(event.key_sequence)
+
+    def status() -> _views.Fragments:
+        again = engine.interrupts
+        hint = "Ctrl-C again interrupts blocking code" if again else "Ctrl-C cancels"
+        fragments: _views.Fragments = [("class:toolbar.running", f" {hint} ")]
+        for item in progress()[:1]:  # long maps: a bar on the statement's own line
+            bar = _views.progress_bar(item.done, item.total, 30)
+            fragments.append(("class:toolbar.progress", f" {item.label} {bar}"))
+        return fragments
+
+    app: Application[None] = Application(
+        layout=Layout(
+            HSplit(
+                [
+                    Window(FormattedTextControl(status), height=1),
+                    Window(
+                        FormattedTextControl(toolbar),
+                        height=1,
+                        style="class:bottom-toolbar",
+                    ),
+                ]
+            )
+        ),
+        key_bindings=bindings,
+        style=STYLE,
+        refresh_interval=0.5,
+        erase_when_done=True,
+        terminal_size_polling_interval=0.5,
+    )
+
+    def stop_view() -> None:
+        with contextlib.suppress(Exception):  # not running (any more): nothing to stop
+            app.exit()
+
+    def registered() -> None:
+        inputs.stop_view = stop_view
+        if inputs.pending:  # asked for while the view was starting
+            stop_view()
+
+    outcome.add_done_callback(lambda _: inputs.stop_view())
+    while True:
+        await inputs.answer()
+        if outcome.done():
+            break
+        await app.run_async(pre_run=registered)
+        inputs.stop_view = lambda: None
+        if typeahead:
+            store_typeahead(app.input, typeahead)
+            typeahead.clear()
+    return await outcome
