@@ -240,21 +240,6 @@ class FdWatcher:
             self._epoll = select.epoll()
             loop.add_reader(self._epoll.fileno(), self._on_epoll)
 
-    def close(self) -> None:
-        """Stop watching; wake every waiter so that it sees its object's state."""
-        for fd, waiters in list(self._waiters.items()):
-            self._disarm(fd, waiters)
-            for future in waiters.futures:
-                if not future.done():
-                    future.set_result(None)
-        self._waiters.clear()
-        if self._epoll is not None:
-            loop = self._loop_ref()
-            if loop is not None and not loop.is_closed():
-                loop.remove_reader(self._epoll.fileno())
-            self._epoll.close()
-            self._epoll = None
-
     def waiter_count(self, fd: int) -> int:
         waiters = self._waiters.get(fd)
         return 0 if waiters is None else sum(not f.done() for f in waiters.futures)
