@@ -103,3 +103,45 @@ def test_layers_worker_side_never_imports_asyncio(module: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False", f"importing {module} loads asyncio"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_layers_every_module_lists_what_it_offers(path: Path) -> None:
+    """__all__ holds every public name a module defines, and nothing it lacks (no drift)."""
+    if path.name == "__init__.py" and path.parent == PACKAGE:
+        return  # the public surface: derived from its lazy table (tests/test_public_api.py)
+    if path.name == "_forkserver_guard.py":
+        return  # imported for its effect in the forkserver; it offers nothing
+    tree = ast.parse(path.read_text(), str(path))
+    listed: list[str] | None = None
+    defined: set[str] = set()
+    aliases: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    if target.id == "__all__" and node.value is not None:
+                        listed = list(ast.literal_eval(node.value))
+                    else:
+                        defined.add(target.id)
+                        if isinstance(node.value, ast.Attribute):
+                            aliases.add(target.id)  # another module's name, kept under ours
+    assert listed is not None, f"{path.name} has no __all__"
+    assert set(listed) <= defined | _imported_names(tree), f"listed, not defined: {listed}"
+    public = {
+        name
+        for name in defined - aliases
+        if not name.startswith("_") and not name.isupper() and name not in {"T", "R", "P"}
+    }
+    assert public <= set(listed), f"defined, not listed: {sorted(public - set(listed))}"
+
+
+def _imported_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            names |= {alias.asname or alias.name for alias in node.names}
+    return names

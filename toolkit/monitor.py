@@ -41,7 +41,14 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
-__all__ = ["MonitorServer", "fetch", "from_json", "serve", "to_json"]
+__all__ = [
+    "Address",
+    "MonitorServer",
+    "fetch",
+    "from_json",
+    "serve",
+    "to_json",
+]
 
 Address = tuple[str, int] | str
 

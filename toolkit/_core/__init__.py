@@ -3,3 +3,5 @@
 Nothing here knows a toolkit object: every layer above may import from here,
 and nothing here imports from a layer above. See docs/internals.md.
 """
+
+__all__: list[str] = []  # a layer, not an API: import its modules

@@ -55,6 +55,8 @@ __all__ = [
     "ToolkitError",
     "WorkerDiedError",
     "as_task_error",
+    "describe_exit",
+    "qualified_type_name",
 ]
 
 

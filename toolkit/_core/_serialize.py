@@ -54,8 +54,10 @@ __all__ = [
     "finish",
     "load_chunk_outcome",
     "load_outcome",
+    "picklable_callable",
     "run_call",
     "run_chunk",
+    "run_chunk_here",
 ]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL

@@ -35,7 +35,14 @@ import termios
 
 from ._framing import LONG_PREFIX_SIZE, PREFIX_SIZE, bounds, length_of
 
-__all__ = ["Partial", "available", "finish", "read_exactly", "try_read_message"]
+__all__ = [
+    "Partial",
+    "available",
+    "finish",
+    "read_exactly",
+    "read_nowait_into",
+    "try_read_message",
+]
 
 
 # Linux >= 4.14 (pipes since 5.x): preadv2(RWF_NOWAIT) reads without blocking

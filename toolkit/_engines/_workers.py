@@ -66,7 +66,14 @@ if TYPE_CHECKING:
 
     from .._core._inspection import WorkerState
 
-__all__ = ["EXITED", "OutputLine", "ProcessWorker", "ThreadWorker", "WorkerBase"]
+__all__ = [
+    "EXITED",
+    "OutputLine",
+    "ProcessWorker",
+    "ThreadWorker",
+    "WorkerBase",
+    "print_output",
+]
 
 EXITED = b"Z"  # a thread worker's last message (a process's end is its sentinel)
 

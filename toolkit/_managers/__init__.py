@@ -2,3 +2,5 @@
 
 Built on the layers below. See docs/internals.md.
 """
+
+__all__: list[str] = []  # a layer, not an API: import its modules

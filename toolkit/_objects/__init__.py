@@ -2,3 +2,5 @@
 
 Built on ``_core`` and ``_engines``. See docs/internals.md.
 """
+
+__all__: list[str] = []  # a layer, not an API: import its modules
