@@ -22,13 +22,9 @@ delays, not the timing of the processes).
 from __future__ import annotations
 
 import collections
-import contextlib
-import json
 import os
 import random
-import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +32,7 @@ from typing import Any
 import pytest
 
 from tests._fault_helpers import GONE_TIMEOUT, SIGNALS, expected_exit
+from tests._supervisor import supervise
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER is Linux's"
@@ -138,24 +135,7 @@ def _free_port() -> int:
 
 def _supervise(service: Path, port: int, seed: int) -> dict[str, Any]:
     """Run run_faults in a process (and process group) of its own; return its report."""
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", _SUPERVISE, str(service), str(port), str(seed)],
-        cwd=_ROOT,  # for `import tests`
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its group: everything it and its children start
-    )
-    try:
-        out, err = supervisor.communicate(timeout=100)
-    finally:
-        # Nothing survives the test, whatever happened: the group's leftovers included.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(supervisor.pid, signal.SIGKILL)
-        supervisor.wait()
-    assert supervisor.returncode == 0, f"the supervisor failed:\n{out}\n{err}"
-    report: dict[str, Any] = json.loads(out)
-    return report
+    return supervise(_SUPERVISE, str(service), str(port), str(seed), timeout=100)
 
 
 def _statuses(records: list[dict[str, Any]]) -> str:

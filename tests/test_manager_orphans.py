@@ -11,17 +11,14 @@ is killed at the end whatever happens.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests._supervisor import supervise
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER is Linux's"
@@ -98,24 +95,7 @@ def _free_port() -> int:
 
 def _supervise(service: Path, method: str, signame: str, port: int) -> dict[str, Any]:
     """Run check_orphans in a process (and process group) of its own; return its report."""
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", _SUPERVISE, str(service), method, signame, str(port)],
-        cwd=_ROOT,  # for `import tests`
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its group: everything it and its children start
-    )
-    try:
-        out, err = supervisor.communicate(timeout=45)
-    finally:
-        # Nothing survives the test, whatever happened: the group's leftovers included.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(supervisor.pid, signal.SIGKILL)
-        supervisor.wait()
-    assert supervisor.returncode == 0, f"the supervisor failed:\n{out}\n{err}"
-    report: dict[str, Any] = json.loads(out)
-    return report
+    return supervise(_SUPERVISE, str(service), method, signame, str(port), timeout=45)
 
 
 @pytest.mark.parametrize("signame", ["SIGKILL", "SIGTERM"])

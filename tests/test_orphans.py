@@ -15,16 +15,15 @@ at the end whatever happens.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests._supervisor import supervise
 
 pytestmark = [
     pytest.mark.skipif(
@@ -95,25 +94,12 @@ def _supervise(tmp_path: Path, signame: str, kind: str, method: str, how: str) -
     script.write_text(_SCRIPT, encoding="utf-8")
     directory = tmp_path / "tasks"
     directory.mkdir()
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", _SUPERVISE, str(script), signame, str(directory), kind, method, how],
-        cwd=_ROOT,  # for `import tests`
+    return supervise(
+        _SUPERVISE,
+        *(str(script), signame, str(directory), kind, method, how),
+        timeout=45,
         env={**os.environ, "PYTHONPATH": str(_ROOT)},  # for the script's `import tests`
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its group: everything it and its children start
     )
-    try:
-        out, err = supervisor.communicate(timeout=45)
-    finally:
-        # Nothing survives the test, whatever happened: the group's leftovers included.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(supervisor.pid, signal.SIGKILL)
-        supervisor.wait()
-    assert supervisor.returncode == 0, f"the supervisor failed:\n{out}\n{err}"
-    report: dict[str, Any] = json.loads(out)
-    return report
 
 
 def _check(report: dict[str, Any], method: str, limit: float) -> None:
