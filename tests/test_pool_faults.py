@@ -497,3 +497,16 @@ async def test_pool_apply_timeout_zero_or_nan_is_refused() -> None:
                 pool.apply_async(abs, (-1,), timeout=timeout)
         assert pool.stats().submitted == 0
         assert await pool.apply(abs, (-1,), timeout=5) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(0, ValueError), (-1, ValueError), (float("nan"), ValueError), ("1", TypeError)],
+)
+def test_pool_idle_timeout_bad_values_are_refused_at_the_call(
+    value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="idle_timeout must be a number"):
+        toolkit.Pool(1, idle_timeout=value)  # type: ignore[arg-type]
+    with pytest.raises(error, match="idle_timeout must be a number"):
+        toolkit.ThreadPool(1, idle_timeout=value)  # type: ignore[arg-type]

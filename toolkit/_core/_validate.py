@@ -11,7 +11,11 @@ def check_callable(fn: object) -> None:
 
 
 def check_timeout(
-    timeout: object, *, allow_zero: bool = True, negative_is_zero: bool = False
+    timeout: object,
+    *,
+    allow_zero: bool = True,
+    negative_is_zero: bool = False,
+    name: str = "timeout",
 ) -> float | None:
     """Validate a timeout in seconds (None: no limit).
 
@@ -21,6 +25,7 @@ def check_timeout(
             semaphore ``acquire``, ``Connection.poll`` and ``Process.join``;
             otherwise it is a ValueError (as ``queue.get``). NaN is a
             ValueError either way.
+        name: the argument's name, for the message.
 
     Returns:
         The timeout as a float, or None.
@@ -32,14 +37,14 @@ def check_timeout(
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+        raise TypeError(f"{name} must be a number of seconds or None, not {timeout!r}")
     if negative_is_zero and timeout < 0:
         return 0.0
     if not (timeout >= 0 if allow_zero else timeout > 0):  # NaN fails both comparisons too
         # "a number": the message must read right for NaN ("..., not nan"),
         # which the stdlib reports as "cannot convert float NaN to integer".
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"timeout must be a number {bound}, not {timeout!r}")
+        raise ValueError(f"{name} must be a number {bound}, not {timeout!r}")
     return float(timeout)
 
 

@@ -206,7 +206,7 @@ class Scheduler(abc.ABC):
         self._initargs = tuple(initargs)
         self._maxtasks = check_positive_int(maxtasksperchild, "maxtasksperchild")
         self._timeout = check_timeout(timeout, allow_zero=False)
-        self._idle_timeout = check_timeout(idle_timeout, allow_zero=False)
+        self._idle_timeout = check_timeout(idle_timeout, allow_zero=False, name="idle_timeout")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         self._name = name or f"{type(self).__name__}-{next(_pool_numbers)}"
