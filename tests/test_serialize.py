@@ -97,6 +97,27 @@ def test_call_by_reference_stays_small() -> None:
     assert len(payload) < 200
 
 
+def test_call_by_reference_is_never_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The reference pickle of a function is cached: a rebinding of its name, or
+    # state carried by a partial, must still reach the worker as it is now.
+    original = _helpers.square
+    assert _roundtrip(original, 3) == 9
+    monkeypatch.setattr(_helpers, "square", _helpers.identity)
+    assert _roundtrip(original, 3) == 9  # by value now: the name means another function
+    assert _roundtrip(_helpers.square, 3) == 3
+    state = [1]
+    adder = functools.partial(_helpers.add, state[0])
+    assert _roundtrip(adder, 1) == 2
+    adder = functools.partial(_helpers.add, 10)
+    assert _roundtrip(adder, 1) == 11
+
+
+def test_call_by_reference_falls_back_for_an_argument_only_cloudpickle_takes() -> None:
+    assert _roundtrip(_helpers.identity, 5) == 5
+    returned = _roundtrip(_helpers.identity, lambda: 42)
+    assert returned() == 42
+
+
 # --- calls that cannot be pickled ---------------------------------------------------------------
 
 

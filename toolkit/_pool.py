@@ -80,6 +80,8 @@ __all__ = ["AsyncResult", "Pool", "ThreadPool"]
 
 T = TypeVar("T")
 
+_NO_KWARGS: dict[str, Any] = {}  # shared by every call without keywords: never mutated
+
 
 class _AppliedFuture(TaskFuture[T], Coroutine[Any, Any, T]):
     """What ``apply`` returns: the task's future, usable as a coroutine too.
@@ -92,14 +94,18 @@ class _AppliedFuture(TaskFuture[T], Coroutine[Any, Any, T]):
     future: ``asyncio.wait`` refuses coroutines.
     """
 
-    _stepper: Generator[Any, None, T] | None = None
+    __slots__ = ("_stepper",)
+
+    _stepper: Generator[Any, None, T]
 
     # -- the coroutine protocol, for a Task that drives it: it waits on itself ----------------
 
     def _steps(self) -> Generator[Any, None, T]:
-        if self._stepper is None:
+        try:
+            return self._stepper
+        except AttributeError:  # the first step (rare: gather takes the future as it is)
             self._stepper = super().__await__()
-        return self._stepper
+            return self._stepper
 
     def send(self, value: None) -> Any:
         return self._steps().send(value)
@@ -228,7 +234,7 @@ class _PoolBase(Scheduler):
         check_callable(fn)
         if type(args) is not tuple:
             args = tuple(args)
-        kwargs = {} if kwargs is None else dict(kwargs)
+        kwargs = _NO_KWARGS if kwargs is None else dict(kwargs)
         # 0 is refused: it would kill every task's worker as the task starts.
         timeout = check_timeout(timeout, allow_zero=False) if timeout is not None else self._timeout
         if self._loop is None or self._state != "running":

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import sys
 import time
 import traceback
-from types import CoroutineType
+from types import BuiltinFunctionType, CoroutineType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -118,6 +119,44 @@ def _first_unpicklable(parts: Iterable[tuple[str, object]]) -> SerializationErro
     return None
 
 
+# A call on the wire: the function's reference pickle, length-prefixed, then the
+# pickle of (args, kwargs); or a zero length, then the pickle of the whole call.
+_REF_SIZE = struct.Struct("!I")
+_WHOLE_CALL = _REF_SIZE.pack(0)
+# Pickling a function by reference makes pickle import its module and look the
+# name up on every call: about 0.5 us of the 0.9 a tiny call costs to pickle.
+# Kept here per function object, bounded (a program calls few functions many times).
+_references: dict[object, bytes] = {}
+_REFERENCES_MAX = 512
+
+
+def _reference(fn: object) -> bytes | None:
+    """fn's reference pickle, length-prefixed and cached; None: the call carries fn itself.
+
+    Only a plain function that its module still names, under its own name,
+    is cached: a partial or a bound method carries state that may change
+    between calls, a function of ``__main__`` may go by value, and one that
+    was rebound in its module would not pickle by reference any more.
+    """
+    if type(fn) is not FunctionType and type(fn) is not BuiltinFunctionType:
+        return None
+    module_name = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", "")
+    module = sys.modules.get(module_name) if type(module_name) is str else None
+    if module is None or module_name == "__main__" or getattr(module, name, None) is not fn:
+        return None  # (a qualified name with dots, "C.f", is never found this way)
+    ref = _references.get(fn)
+    if ref is None:
+        try:
+            data = pickle.dumps(fn, _PROTOCOL)
+        except Exception:  # noqa: BLE001 - not by reference: the call carries it
+            return None
+        if len(_references) >= _REFERENCES_MAX:
+            _references.clear()
+        ref = _references[fn] = _REF_SIZE.pack(len(data)) + data
+    return ref
+
+
 def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
     """Pickle a call for another process.
 
@@ -125,18 +164,40 @@ def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[st
         SerializationError: the function or an argument cannot be pickled;
             the error names which one and its type.
     """
+    ref = None
     try:
-        return _dumps((fn, args, kwargs), _by_value(fn))
-    except Exception as exc:
+        ref = _reference(fn)
+        if ref is not None:
+            return ref + pickle.dumps((args, kwargs), _PROTOCOL)
+        return _WHOLE_CALL + _dumps((fn, args, kwargs), _by_value(fn))
+    except Exception as exc:  # noqa: BLE001 - every pickling failure is diagnosed below
+        cause = exc
+        if ref is not None:  # an argument failed plain pickle: by value, or named
+            try:
+                return _WHOLE_CALL + _dumps((fn, args, kwargs), True)
+            except Exception as by_value_exc:  # noqa: BLE001 - diagnosed below
+                cause = by_value_exc
         parts: list[tuple[str, object]] = [("the function", fn)]
         parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
         parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
         from ._errors import SerializationError, qualified_type_name
 
         error = _first_unpicklable(parts) or SerializationError(
-            "the call", qualified_type_name(fn), f"{type(exc).__name__}: {exc}"
+            "the call", qualified_type_name(fn), f"{type(cause).__name__}: {cause}"
         )
-        raise error from exc
+        raise error from cause
+
+
+def _loads_call(payload: bytes | memoryview) -> tuple[Callable[..., Any], Any, Any]:
+    """The call dumps_call pickled: (fn, args, kwargs)."""
+    view = memoryview(payload)
+    (size,) = _REF_SIZE.unpack_from(view)
+    if size == 0:
+        fn, args, kwargs = pickle.loads(view[4:])
+    else:
+        fn = pickle.loads(view[4 : 4 + size])
+        args, kwargs = pickle.loads(view[4 + size :])
+    return fn, args, kwargs
 
 
 def dumps_chunk(fn: Callable[..., Any], chunk: list[Any], star: bool) -> bytes:
@@ -266,7 +327,7 @@ def finish(value: Any) -> Any:
 def run_call(payload: bytes) -> bytes:
     """Run a pickled call in this (worker) process; return its pickled outcome."""
     try:
-        fn, args, kwargs = pickle.loads(payload)
+        fn, args, kwargs = _loads_call(payload)
         outcome: tuple[bool, Any, str] = (True, finish(fn(*args, **kwargs)), "")
     except BaseException as exc:  # noqa: BLE001 - every failure crosses back to the caller
         outcome = _failure(exc)
