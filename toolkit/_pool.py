@@ -769,7 +769,7 @@ class Pool(_PoolBase):
             self._initargs,
             cast("Callable[[OutputLine], None] | None", self._capture),
             self._on_message,
-            self._on_result,
+            self._on_results,
         )
 
     async def _run_worker(self, worker: _Worker) -> None:
@@ -902,7 +902,7 @@ class ThreadPool(_PoolBase):
 
     def _new_worker(self, loop: asyncio.AbstractEventLoop, name: str) -> _Worker:
         return ThreadWorker(
-            name, loop, self._initializer, self._initargs, self._on_message, self._on_result
+            name, loop, self._initializer, self._initargs, self._on_message, self._on_results
         )
 
     async def _run_worker(self, worker: _Worker) -> None:

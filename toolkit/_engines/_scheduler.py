@@ -10,7 +10,7 @@ process worker and a thread worker implement, and another engine can::
 
     submit ──▶ queue ──dispatch──▶ worker 1 (enqueue, flush) ──▶ process/thread 1
                  │                 worker 2                  ──▶ process/thread 2
-    future ◀─────┴── on_result / on_message (READY, SKIPPED, INIT_FAILED, EXITED)
+    future ◀─────┴── on_results / on_message (READY, SKIPPED, INIT_FAILED, EXITED)
 
 * **One task at a time, except tiny ones.** A worker gets one task; once its
   measured task time is under a millisecond it gets several (up to 64) so
@@ -559,7 +559,7 @@ class Scheduler(abc.ABC):
         self, worker: _Worker, kind: bytes, ident: int, body: Any, elapsed: float
     ) -> None:
         if kind == RESULT:
-            self._on_result(worker, ident, body, elapsed)
+            self._on_results(worker, [(ident, body, elapsed)])
         elif kind == SKIPPED:
             task = worker.outstanding.pop(ident, None)
             if task is not None:
@@ -593,35 +593,48 @@ class Scheduler(abc.ABC):
         elif kind == EXITED:
             self._on_exit(worker)
 
-    def _on_result(self, worker: _Worker, ident: int, body: Any, elapsed: float) -> None:
-        """A task's outcome: the hot path (tens of thousands per second), kept flat."""
+    def _on_results(self, worker: _Worker, results: list[tuple[int, Any, float]]) -> None:
+        """Outcomes (task id, body, seconds it ran), in the order the worker sent them.
+
+        The hot path (a hundred thousand a second): a whole read's outcomes
+        at once, kept flat, and what follows them (the next task starts, the
+        worker's window, a dispatch) done once for all.
+        """
         outstanding = worker.outstanding
-        task = outstanding.pop(ident, None)
-        if task is None:
-            return
-        if task.timer is not None:
-            task.timer.cancel()
-        worker.tasks_done += 1
-        if task.kind == CHUNK and elapsed > 0:
-            elapsed /= max(1, len(task.args))
         per_task = worker.per_task
-        worker.per_task = per_task = elapsed if per_task is None else 0.7 * per_task + 0.3 * elapsed
+        done = completed = failed = 0
+        for ident, body, elapsed in results:
+            task = outstanding.pop(ident, None)
+            if task is None:
+                continue
+            done += 1
+            if task.timer is not None:
+                task.timer.cancel()
+            if task.kind == CHUNK and elapsed > 0:
+                elapsed /= max(1, len(task.args))
+            per_task = elapsed if per_task is None else 0.7 * per_task + 0.3 * elapsed
+            future = task.future
+            future._pool_task = None  # no cycle left for the garbage collector (TaskFuture)
+            if future.done():
+                continue  # cancelled or timed out meanwhile: the result is dropped
+            if task.kind == TASK and type(body) is memoryview:
+                try:
+                    future.set_result(load_outcome(cast("bytes", body)))
+                    completed += 1
+                except BaseException as exc:  # noqa: BLE001 - the task's own exception, for its caller
+                    # Without this frame in its traceback, which holds the future: a cycle.
+                    future.set_exception(exc.with_traceback(None))
+                    failed += 1
+            else:
+                self._resolve(worker, task, body)
+        if not done:
+            return
+        worker.tasks_done += done
+        worker.failures += failed
+        self._counts["completed"] += completed
+        self._counts["failed"] += failed
+        worker.per_task = per_task
         self._update_capacity(worker)
-        future = task.future
-        future._pool_task = None  # no cycle left for the garbage collector (TaskFuture)
-        if future.done():
-            pass  # cancelled or timed out meanwhile: the result is dropped
-        elif task.kind == TASK and type(body) is memoryview:
-            try:
-                future.set_result(load_outcome(cast("bytes", body)))
-                self._counts["completed"] += 1
-            except BaseException as exc:  # noqa: BLE001 - the task's own exception, for its caller
-                # Without this frame in its traceback, which holds the future: a cycle.
-                future.set_exception(exc.with_traceback(None))
-                worker.failures += 1
-                self._counts["failed"] += 1
-        else:
-            self._resolve(worker, task, body)
         if outstanding and worker.state == "busy":
             self._started(worker, next(iter(outstanding.values())))
         else:
@@ -651,7 +664,7 @@ class Scheduler(abc.ABC):
                     future.set_exception(value)
         except BaseException as exc:  # noqa: BLE001 - the task's own exception, for its caller
             failed = True
-            future.set_exception(exc.with_traceback(None))  # as in _on_result
+            future.set_exception(exc.with_traceback(None))  # as in _on_results
         if failed:
             worker.failures += 1
             self._counts["failed"] += 1

@@ -192,7 +192,7 @@ def _read_large(sock: socket.socket, buffer: bytes | bytearray) -> bytes | bytea
     return whole  # the parser then splits it as any other
 
 
-_READ_SIZE = 1 << 18
+_READ_SIZE = 1 << 16  # not above glibc's mmap threshold: see _workers.py
 
 
 _flush_output: Callable[[], None] | None = None
