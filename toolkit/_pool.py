@@ -241,13 +241,13 @@ class _PoolBase(Scheduler):
             self._running_loop()
             self._check_open(new=True)
         payload = dumps_call(fn, args, kwargs) if self._serialize else (fn, args, kwargs)
-        return self._submit(TASK, fn, (args, kwargs), payload, timeout, future_class)
+        return self._submit(TASK, fn, args, kwargs, payload, timeout, future_class)
 
     def _submit_chunk(
         self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], chunk: list[Any], star: bool
     ) -> TaskFuture[ChunkOutcome]:
         payload = dumps_chunk(fn, chunk, star) if self._serialize else (fn, chunk, star)
-        return self._submit(CHUNK, fn, chunk, payload, None)
+        return self._submit(CHUNK, fn, chunk, None, payload, None)
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ class _PoolBase(Scheduler):
             for task in tasks:
                 if task.timer is not None:
                     task.timer.cancel()
-                task.future.cancel()
+                task.cancel()
         finally:
             self._terminating = False
         for worker in list(self._workers):
@@ -612,7 +612,7 @@ class _PoolBase(Scheduler):
         # taken from another thread (the playground's UI) while the loop changes them.
         workers = list(self._workers)
         states = collections.Counter(w.state for w in workers)
-        queued = sum(1 for t in tuple(self._queue) if not t.future.done())
+        queued = sum(1 for t in tuple(self._queue) if not t.done())
         running = sum(len(w.outstanding) for w in workers)
         c = dict(self._counts)
         from ._core._inspection import PoolStats  # here: records load when asked for
@@ -800,7 +800,7 @@ class Pool(_PoolBase):
             if worker in self._workers:
                 self._workers.remove(worker)
             # Tasks already handed to it never reached a process: back to the queue.
-            pending = [t for t in worker.outstanding.values() if not t.future.done()]
+            pending = [t for t in worker.outstanding.values() if not t.done()]
             worker.outstanding.clear()
             for task in pending:
                 if task.timer is not None:

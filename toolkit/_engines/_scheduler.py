@@ -101,52 +101,58 @@ def default_size() -> int:
         return os.cpu_count() or 1
 
 
-class _Task:
-    """One unit of work: a call, or a chunk of a map."""
+class TaskFuture(asyncio.Future[T]):
+    """A task of a pool and the asyncio future of its outcome, in one object.
+
+    The caller holds it as a future (its ``cancel()`` reaches the pool at
+    once, and kills a running task); the scheduler and the workers read and
+    write the task's slots below, which are not API. One object, not a task
+    record beside a future: per call, one object fewer to make and for the
+    garbage collector to track, and no future-task reference cycle, which
+    only a collection could free (20,000 applies left 120,000 objects to it,
+    and its collections took a third of the pool's time).
+    """
 
     __slots__ = (
         "args",
         "cancel_requested",
         "fn",
-        "future",
         "id",
         "kind",
+        "kwargs",
         "payload",
+        "scheduler",
         "started_at",
         "timeout",
         "timer",
         "worker",
     )
 
-    def __init__(
-        self,
-        ident: int,
-        kind: bytes,
-        fn: Callable[..., Any],
-        args: Any,
-        payload: Any,
-        future: TaskFuture[Any],
-        timeout: float | None,
-    ) -> None:
-        self.id = ident
-        self.kind = kind
-        self.fn = fn
-        self.args = args  # the call's arguments, or a chunk's inputs: for inspection
-        self.payload = payload  # bytes for a process, (fn, args, kwargs) for a thread
-        self.future = future
-        self.timeout = timeout
-        self.timer: asyncio.TimerHandle | None = None
-        self.worker: _Worker | None = None
-        self.started_at: float | None = None
-        self.cancel_requested = False
+    id: int
+    kind: bytes
+    fn: Callable[..., Any]
+    args: Any  # the call's arguments, or a chunk's inputs: for inspection
+    kwargs: dict[str, Any] | None  # a call's keyword arguments (None for a chunk)
+    payload: Any  # bytes for a process, (fn, args, kwargs) for a thread
+    timeout: float | None
+    timer: asyncio.TimerHandle | None
+    worker: _Worker | None
+    started_at: float | None
+    cancel_requested: bool
+    scheduler: Scheduler
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        self.scheduler._on_cancelled(self)
+        return True
 
     def describe(self) -> str:
         name = function_name(self.fn)
         if self.kind == CHUNK:
             return f"{name} over {len(self.args)} inputs"
-        args, kwargs = self.args
-        parts = [_short_repr.repr(a) for a in args]
-        parts += [f"{k}={_short_repr.repr(v)}" for k, v in kwargs.items()]
+        parts = [_short_repr.repr(a) for a in self.args]
+        parts += [f"{k}={_short_repr.repr(v)}" for k, v in (self.kwargs or {}).items()]
         text = ", ".join(parts)
         return f"{name}({text if len(text) <= 80 else text[:77] + '...'})"
 
@@ -163,30 +169,6 @@ class _Task:
             more = ", ..." if len(self.args) > len(inputs) else ""
             return TaskInfo(self.id, name, f"[{text}{more}]", started, len(self.args))
         return TaskInfo(self.id, name, self.describe()[len(name) :].strip("()"), started)
-
-
-class TaskFuture(asyncio.Future[T]):
-    """An asyncio future whose cancel() reaches the pool at once (kills a running task).
-
-    Slots, and the link to its task dropped once the task is done: a future
-    and its task refer to each other, and a cycle is freed only by the
-    garbage collector. Left to it, 20,000 applies made 120,000 objects for
-    it to find, and its collections took a third of the pool's time.
-    """
-
-    __slots__ = ("_pool_task", "_scheduler")
-
-    _pool_task: _Task | None
-    _scheduler: Scheduler
-
-    def cancel(self, msg: Any | None = None) -> bool:
-        if not super().cancel(msg):
-            return False
-        task = self._pool_task
-        if task is not None:
-            self._pool_task = None
-            self._scheduler._on_cancelled(task)
-        return True
 
 
 class Scheduler(abc.ABC):
@@ -222,7 +204,7 @@ class Scheduler(abc.ABC):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state: Literal["running", "closed", "terminated", "broken"] = "running"
         self._broken: BrokenPoolError | None = None
-        self._queue: collections.deque[_Task] = collections.deque()
+        self._queue: collections.deque[TaskFuture[Any]] = collections.deque()
         self._workers: list[_Worker] = []  # not dead yet (starting, idle, busy, stopping)
         self._dead: collections.deque[_Worker] = collections.deque(maxlen=_DEAD_KEPT)
         self._task_ids = itertools.count(1)
@@ -377,7 +359,7 @@ class Scheduler(abc.ABC):
         live = self._live()
         if live >= self._size:
             return
-        queued = sum(1 for t in self._queue if not t.future.done())
+        queued = sum(1 for t in self._queue if not t.done())
         starting = sum(1 for w in self._workers if not w.retiring and not w.ready)
         for _ in range(min(self._size - live, queued - starting)):
             if self._retry_handle is not None or self._broken is not None:
@@ -410,7 +392,7 @@ class Scheduler(abc.ABC):
         # multiprocessing's does). A map dropped unfinished is closed by the
         # loop's async-generator finalizer; one kept open keeps the pool too.
         return (
-            any(not t.future.done() for t in self._queue)
+            any(not t.done() for t in self._queue)
             or any(w.outstanding for w in self._workers)
             or bool(self._maps)
         )
@@ -422,6 +404,7 @@ class Scheduler(abc.ABC):
         kind: bytes,
         fn: Callable[..., Any],
         args: Any,
+        kwargs: dict[str, Any] | None,
         payload: Any,
         timeout: float | None,
         future_class: type[TaskFuture[Any]] = TaskFuture,
@@ -429,16 +412,23 @@ class Scheduler(abc.ABC):
         loop = self._loop
         if loop is None or asyncio.get_running_loop() is not loop:
             loop = self._running_loop()
-        future = future_class(loop=loop)
-        task = _Task(next(self._task_ids), kind, fn, args, payload, future, timeout)
-        future._pool_task = task
-        future._scheduler = self
+        task = future_class(loop=loop)
+        task.id = next(self._task_ids)
+        task.kind = kind
+        task.fn = fn
+        task.args = args
+        task.kwargs = kwargs
+        task.payload = payload
+        task.timeout = timeout
+        task.timer = task.worker = task.started_at = None
+        task.cancel_requested = False
+        task.scheduler = self
         self._counts["submitted"] += 1
         self._queue.append(task)
         if self._dispatch_handle is None:
             # Coalesced: a burst of submits is dispatched once, in one write per worker.
             self._dispatch_handle = loop.call_soon(self._dispatch)
-        return future
+        return task
 
     def _map_started(self, state: _OpenMap) -> None:
         self._maps.add(state)
@@ -499,7 +489,7 @@ class Scheduler(abc.ABC):
             if best is None:
                 break
             task = queue.popleft()
-            if task.future.done():
+            if task.done():
                 continue  # cancelled while queued
             self._assign(best, task, touched)
             if best.retiring:  # maxtasksperchild reached: not one task more
@@ -509,7 +499,7 @@ class Scheduler(abc.ABC):
         if queue and self._idle_timeout is not None and self._state == "running":
             self._grow()
 
-    def _assign(self, worker: _Worker, task: _Task, touched: set[_Worker]) -> None:
+    def _assign(self, worker: _Worker, task: TaskFuture[Any], touched: set[_Worker]) -> None:
         task.worker = worker
         worker.outstanding[task.id] = task
         worker.assigned += 1
@@ -521,12 +511,12 @@ class Scheduler(abc.ABC):
             worker.retiring = True  # it finishes what it has; a fresh one takes over now
             self._replenish()
 
-    def _started(self, worker: _Worker, task: _Task) -> None:
+    def _started(self, worker: _Worker, task: TaskFuture[Any]) -> None:
         """The task is now the oldest one its worker has: it runs."""
         if worker.state != "busy":
             worker.set_state("busy")
         task.started_at = now = time.monotonic()  # the loop's clock, converted when shown
-        if task.timeout is not None and not task.future.done():
+        if task.timeout is not None and not task.done():
             assert self._loop is not None
             task.timer = self._loop.call_at(
                 self._loop.time() + task.timeout - (time.monotonic() - now), self._expire, task
@@ -565,7 +555,7 @@ class Scheduler(abc.ABC):
             if task is not None:
                 if task.timer is not None:
                     task.timer.cancel()
-                if not task.future.done():  # withdrawn but still wanted: run it elsewhere
+                if not task.done():  # withdrawn but still wanted: run it elsewhere
                     task.worker, task.started_at, task.cancel_requested = None, None, False
                     self._queue.appendleft(task)
             self._advance(worker)
@@ -613,17 +603,16 @@ class Scheduler(abc.ABC):
             if task.kind == CHUNK and elapsed > 0:
                 elapsed /= max(1, len(task.args))
             per_task = elapsed if per_task is None else 0.7 * per_task + 0.3 * elapsed
-            future = task.future
-            future._pool_task = None  # no cycle left for the garbage collector (TaskFuture)
-            if future.done():
+            task.payload = None  # sent and answered: not kept alive by the caller's future
+            if task.done():
                 continue  # cancelled or timed out meanwhile: the result is dropped
             if task.kind == TASK and type(body) is memoryview:
                 try:
-                    future.set_result(load_outcome(cast("bytes", body)))
+                    task.set_result(load_outcome(cast("bytes", body)))
                     completed += 1
                 except BaseException as exc:  # noqa: BLE001 - the task's own exception, for its caller
-                    # Without this frame in its traceback, which holds the future: a cycle.
-                    future.set_exception(exc.with_traceback(None))
+                    # Without this frame in its traceback, which holds the task: a cycle.
+                    task.set_exception(exc.with_traceback(None))
                     failed += 1
             else:
                 self._resolve(worker, task, body)
@@ -642,8 +631,8 @@ class Scheduler(abc.ABC):
         if self._queue and self._dispatch_handle is None:
             self._schedule_dispatch()
 
-    def _resolve(self, worker: _Worker, task: _Task, body: Any) -> None:
-        future = task.future
+    def _resolve(self, worker: _Worker, task: TaskFuture[Any], body: Any) -> None:
+        future = task
         if future.done():
             return  # cancelled or timed out meanwhile: the result is dropped
         failed = False
@@ -707,18 +696,18 @@ class Scheduler(abc.ABC):
         for index, task in enumerate(pending):
             if task.timer is not None:
                 task.timer.cancel()
-            if task.future.done():
+            if task.done():
                 continue
             if index == 0 and worker.ready and (not expected or task.started_at is not None):
                 # The oldest unanswered task may have run: never run it twice.
                 pid = worker.pid or 0
-                task.future.set_exception(WorkerDiedError(pid, exitcode, task.describe()))
-                task.future._pool_task = None
+                task.set_exception(WorkerDiedError(pid, exitcode, task.describe()))
+                task.payload = None
                 worker.failures += 1
                 self._counts["failed"] += 1
             else:
                 task.worker, task.started_at = None, None
-        self._queue.extendleft(reversed([t for t in pending if not t.future.done()]))
+        self._queue.extendleft(reversed([t for t in pending if not t.done()]))
         if worker.idle_timer is not None:
             worker.idle_timer.cancel()
             worker.idle_timer = None
@@ -731,7 +720,7 @@ class Scheduler(abc.ABC):
         self._schedule_dispatch()
         self._check_finished()
 
-    def _on_cancelled(self, task: _Task) -> None:
+    def _on_cancelled(self, task: TaskFuture[Any]) -> None:
         self._counts["cancelled"] += 1
         if self._terminating:
             return
@@ -747,9 +736,9 @@ class Scheduler(abc.ABC):
             task.cancel_requested = True  # a thread worker reads this flag
             worker.withdraw(task)
 
-    def _expire(self, task: _Task) -> None:
+    def _expire(self, task: TaskFuture[Any]) -> None:
         task.timer = None
-        if task.future.done():
+        if task.done():
             return
         self._counts["timed_out"] += 1
         self._counts["failed"] += 1
@@ -760,10 +749,10 @@ class Scheduler(abc.ABC):
             where = f" (worker {worker.name}, pid {worker.pid}, was killed)"
             if not worker.killable:
                 where = f" (thread {worker.name} abandoned: a thread cannot be killed)"
-        task.future.set_exception(
+        task.set_exception(
             TaskTimeoutError(f"{task.describe()} did not finish within {task.timeout:g} s{where}")
         )
-        task.future._pool_task = None
+        task.payload = None
         if worker is not None:
             self._kill(worker, "killed: task timed out")
 
@@ -804,9 +793,9 @@ class Scheduler(abc.ABC):
         for task in tasks:
             if task.timer is not None:
                 task.timer.cancel()
-            if not task.future.done():
-                task.future.set_exception(error)
-                task.future._pool_task = None
+            if not task.done():
+                task.set_exception(error)
+                task.payload = None
                 self._counts["failed"] += 1
         for worker in list(self._workers):
             worker.outstanding.clear()
