@@ -54,6 +54,7 @@ WORKERS = 2
 MAP_ITEMS = 200_000
 AIOMP_MAP_ITEMS = 2_000
 APPLY_CALLS = 20_000
+COLD_ROUNDS = 7  # a fresh interpreter each: a few ms apiece, noisy, so more rounds
 AIOMP_APPLY_CALLS = 2_000
 EXECUTOR_CALLS = 5_000
 CPU_TASKS = 200
@@ -404,7 +405,7 @@ async def _measure(quick: bool, cpu_n: int, loop_name: str) -> _Figures:
     for _ in range(rounds):
         add("warm", await _first_result_toolkit())
         add("warm_executor", await _first_result_executor())
-    for _ in range(1 if quick else 3):
+    for _ in range(1 if quick else COLD_ROUNDS):
         add("cold", _cold("toolkit", loop_name))
         add("cold_executor", _cold("executor", loop_name))
         add("cold_fork", _cold("toolkit", loop_name, "fork"))
@@ -416,7 +417,7 @@ async def _measure(quick: bool, cpu_n: int, loop_name: str) -> _Figures:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.0f} ms"
+    return f"{seconds * 1e3:.1f} ms" if seconds < 0.02 else f"{seconds * 1e3:.0f} ms"
 
 
 def _rows(loop_name: str, f: _Figures) -> list[list[str]]:
@@ -536,7 +537,8 @@ def run(quick: bool = False) -> str:
             rows += _rows(loop_name, runner.run(_measure(quick, cpu_n, loop_name)))
     return table(
         f"Pool: {WORKERS} forkserver workers (median of {2 if quick else 5} rounds; "
-        f"apply {1 if quick else 3}, CPU {1 if quick else 3}, cold start {1 if quick else 3})",
+        f"apply {1 if quick else 3}, CPU {1 if quick else 3}, "
+        f"cold start {1 if quick else COLD_ROUNDS})",
         ["loop", "mechanism", "result", "toolkit is"],
         rows,
     )

@@ -549,3 +549,20 @@ def test_dask_executor_client() -> None:
     client = object()  # the executor only keeps it; no cluster needed
     assert cpython.dask_executor_client(cfexecutor.ClientExecutor(client)) is client
     assert cpython.dask_executor_client(object()) is None
+
+
+def test_ignore_signal() -> None:
+    # Through the C function under signal.signal: the handler really is SIG_IGN after it.
+    code = (
+        "import os, signal, time\n"
+        "from toolkit._core._cpython import ignore_signal\n"
+        "signal.signal(signal.SIGUSR1, lambda *a: print('handled', flush=True))\n"
+        "ignore_signal(signal.SIGUSR1)\n"
+        "assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "time.sleep(0.05)\n"
+        "print('alive', flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "alive\n"

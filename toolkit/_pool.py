@@ -48,7 +48,6 @@ from ._core._cpython import process_popen
 from ._core._errors import (
     TaskTimeoutError,
 )
-from ._core._guard import start_forkserver
 from ._core._reaping import wait_ended
 from ._core._serialize import (
     ChunkOutcome,
@@ -56,7 +55,6 @@ from ._core._serialize import (
     dumps_chunk,
     picklable_callable,
 )
-from ._core._threads import to_thread
 from ._core._validate import check_callable, check_positive_int, check_timeout
 from ._engines._scheduler import Scheduler, TaskFuture
 from ._engines._worker import (
@@ -734,7 +732,12 @@ class Pool(_PoolBase):
         self._context = get_context(context)
         check_not_bootstrapping("toolkit.Pool()")
         preload_in_forkserver(self._context, "toolkit._engines._worker")
-        start_forkserver(self._context)  # from the main thread: it dies with this process
+        if self._context.get_start_method() == "forkserver":
+            # Imported here, as the other modules a fork pool does not use: each
+            # costs ~0.1-0.3 ms of a cold start that is ~8 ms in all under fork.
+            from ._core._guard import start_forkserver
+
+            start_forkserver(self._context)  # from the main thread: it dies with this process
         if capture_output is True:
             self._capture: Callable[[OutputLine], object] | None = print_output
         elif capture_output is False or capture_output is None:
@@ -794,6 +797,8 @@ class Pool(_PoolBase):
                     self._start_lock = asyncio.Lock()
                 async with self._start_lock:
                     if worker.stopping_reason is None:
+                        from ._core._threads import to_thread  # here: see __init__
+
                         await to_thread(worker.start)
         except BaseException as exc:
             worker.close()

@@ -32,11 +32,11 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._thread_cache import ThreadCache
-
 if TYPE_CHECKING:
     import concurrent.futures
     from collections.abc import Callable, Hashable
+
+    from ._thread_cache import ThreadCache
 
 T = TypeVar("T")
 
@@ -456,6 +456,8 @@ def helper_threads() -> ThreadCache:
     global _wait_threads
     with _wait_threads_lock:
         if _wait_threads is None:
+            from ._thread_cache import ThreadCache  # here: a pool never needs it
+
             # Its own cache: helper waits must never starve to_thread's threads.
             _wait_threads = ThreadCache(max_threads=4096, name="toolkit-wait")
         return _wait_threads

@@ -30,7 +30,7 @@ import asyncio, nor anything heavy at import time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,6 +61,7 @@ __all__ = [
     "executor_shutting_down",
     "forking_pickler_reducers",
     "forkserver_state",
+    "ignore_signal",
     "is_bootstrapping",
     "joinable_queue_condition",
     "joinable_queue_unfinished",
@@ -253,6 +254,25 @@ def set_process_args(process: BaseProcess, args: tuple[Any, ...]) -> None:
     process._args = args  # type: ignore[attr-defined]
 
 
+def ignore_signal(signum: int) -> None:
+    """Ignore a signal through ``_signal.signal``, the C function of ``signal.signal``. 3.11-3.13.
+
+    ``signal.signal`` converts the handler it replaces to an enum member; for a
+    Python handler that fails, and the failure formats its ``repr``. In a
+    freshly forked worker the old SIGINT handler is asyncio.Runner's, a
+    partial holding the main task, whose repr walks the task's coroutine over
+    memory the fork has not copied yet: 0.6 ms of a new worker's start.
+    """
+    import signal
+    import sys
+
+    raw = sys.modules.get("_signal")  # signal imports it: the C module under the wrapper
+    if raw is None or not hasattr(raw, "SIG_IGN"):  # another implementation: the public way
+        signal.signal(signum, signal.SIG_IGN)
+        return
+    raw.signal(signum, raw.SIG_IGN)  # it refuses signal.SIG_IGN, an enum member
+
+
 def is_bootstrapping() -> bool:
     """``current_process()._inheriting``: set while spawn/forkserver prepare a child. 3.11-3.13."""
     from multiprocessing import process
@@ -260,11 +280,18 @@ def is_bootstrapping() -> bool:
     return bool(getattr(process.current_process(), "_inheriting", False))
 
 
-class ForkserverState(NamedTuple):
-    """What forkserver_state() reads of this process's forkserver."""
+class ForkserverState:
+    """What forkserver_state() reads of this process's forkserver.
 
-    preload: list[str]  # the modules it imports as it starts (the stdlib's own list)
-    pid: int | None  # None until it was started
+    A plain class: a NamedTuple costs ~0.1 ms to create, at every import
+    of the toolkit's pools (a cold start measures it).
+    """
+
+    __slots__ = ("pid", "preload")
+
+    def __init__(self, preload: list[str], pid: int | None) -> None:
+        self.preload = preload  # the modules it imports as it starts (the stdlib's own list)
+        self.pid = pid  # None until it was started
 
 
 def forkserver_state() -> ForkserverState | None:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from ._bridge import forget_fd, wait_readable
 from ._cpython import process_popen
-from ._threads import to_thread
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -67,6 +66,8 @@ async def wait_ended(process: BaseProcess) -> None:
         # sentinel, so readable means "status here".
         await wait_readable(process.sentinel)
         if process.exitcode is None:  # elsewhere: closed descriptors precede the status
+            from ._threads import to_thread  # here: rarely needed, and a cold pool start counts
+
             await to_thread(process.join)
         return
     # Our own child (fork, spawn): its sentinel reads EOF as the child closes
