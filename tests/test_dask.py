@@ -11,13 +11,13 @@ import asyncio
 import logging
 import os
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import toolkit
 from tests import _helpers
+from tests._waiting import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -131,15 +131,6 @@ def _tasks_known_to_scheduler(client: Any) -> int:
     return int(client.run_on_scheduler(count))
 
 
-def _until_scheduler_has_only(client: Any, tasks: int, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _tasks_known_to_scheduler(client) > tasks:
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.01)
-    return True
-
-
 async def test_dask_cancel_before_start(
     dask_executor: toolkit.AsyncExecutor, dask_client: Any, tmp_path: Any
 ) -> None:
@@ -158,7 +149,11 @@ async def test_dask_cancel_before_start(
     # Dask cancels asynchronously (client -> scheduler -> worker): the gate
     # opens only once the scheduler has forgotten the task, else a worker
     # freed by the gate could still start it.
-    assert await toolkit.to_thread(_until_scheduler_has_only, dask_client, 2)
+    await wait_until(
+        lambda: toolkit.to_thread(lambda: _tasks_known_to_scheduler(dask_client) <= 2),
+        timeout=30,
+        message="the scheduler forgets the cancelled task",
+    )
     gate.touch()
     assert await asyncio.gather(*busy) == [True, True]
     assert not log.exists()
