@@ -1,5 +1,7 @@
 """wait_until: the tests' one way to poll for a condition that has no event to wait on.
 
+(wait_until_blocking: the same for a test that has no event loop.)
+
 Not in _helpers.py: that module holds picklable functions that run in worker
 processes and threads; this one is for the test process's own event loop.
 """
@@ -44,6 +46,26 @@ async def wait_until(
             what = message or _describe(predicate)
             raise AssertionError(f"{what}: not true within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def wait_until_blocking(
+    predicate: Callable[[], object],
+    timeout: float = 10.0,
+    *,
+    interval: float = 0.002,
+    message: str | None = None,
+) -> None:
+    """wait_until for a test with no event loop (a plain function): the same, sleeping.
+
+    Raises:
+        AssertionError: predicate was still false after timeout seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            what = message or _describe(predicate)
+            raise AssertionError(f"{what}: not true within {timeout} s")
+        time.sleep(interval)
 
 
 def _describe(predicate: Callable[[], object]) -> str:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import toolkit
+from tests._waiting import wait_until_blocking
 from toolkit._core import _cpython as cpython
 from toolkit._core._guard import start_forkserver
 
@@ -47,13 +48,6 @@ def _context() -> Any:
     context = toolkit.get_context()
     start_forkserver(context)
     return context
-
-
-def _until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "not true in time"
-        time.sleep(0.002)
 
 
 def _waiters(condition: Any) -> str:
@@ -101,7 +95,7 @@ def test_queue_writer(any_queue: Any) -> None:
 
 def test_queue_read_lock(any_queue: Any) -> None:
     any_queue.put(7)
-    _until(lambda: not any_queue.empty())
+    wait_until_blocking(lambda: not any_queue.empty())
     lock = cpython.queue_read_lock(any_queue)
     got: list[Any] = []
     lock.acquire()
@@ -163,7 +157,7 @@ def test_joinable_queue_condition() -> None:
     assert isinstance(condition, multiprocessing.synchronize.Condition)
     queue.put(1)
     joiner = _started(queue.join)
-    _until(lambda: _waiters(condition) == "1")  # join() sleeps on it
+    wait_until_blocking(lambda: _waiters(condition) == "1")  # join() sleeps on it
     assert queue.get(timeout=10) == 1
     queue.task_done()
     joiner.join(10)
@@ -251,7 +245,7 @@ def test_event_condition() -> None:
     condition = cpython.event_condition(event)
     assert isinstance(condition, multiprocessing.synchronize.Condition)
     waiter = _started(event.wait, 10)
-    _until(lambda: _waiters(condition) == "1")  # wait() sleeps on it
+    wait_until_blocking(lambda: _waiters(condition) == "1")  # wait() sleeps on it
     event.set()
     waiter.join(10)
     assert not waiter.is_alive()
@@ -262,7 +256,7 @@ def test_barrier_condition() -> None:
     condition = cpython.barrier_condition(barrier)
     assert isinstance(condition, multiprocessing.synchronize.Condition)
     waiter = _started(barrier.wait)
-    _until(lambda: _waiters(condition) == "1")  # wait() sleeps on it
+    wait_until_blocking(lambda: _waiters(condition) == "1")  # wait() sleeps on it
     barrier.wait()
     waiter.join(10)
     assert not waiter.is_alive()
@@ -530,7 +524,7 @@ def test_executor_broken() -> None:
         pid = executor.submit(os.getpid).result(timeout=30)
         assert cpython.executor_broken(executor) is False
         os.kill(pid, signal.SIGKILL)
-        _until(lambda: cpython.executor_broken(executor))
+        wait_until_blocking(lambda: cpython.executor_broken(executor))
         with pytest.raises(cf.process.BrokenProcessPool):
             executor.submit(os.getpid)
     finally:
