@@ -247,7 +247,7 @@ def test_bridge_and_watcher_do_not_keep_closed_loops_alive() -> None:
     import gc
     import weakref
 
-    from toolkit._core._bridge import watcher_for
+    from toolkit._core._readiness import watcher_for
 
     loop = asyncio.new_event_loop()
 
@@ -270,7 +270,7 @@ def test_bridge_and_watcher_do_not_keep_closed_loops_alive() -> None:
 async def test_watcher_wakes_a_waiter_when_its_pipe_is_readable() -> None:
     import os
 
-    from toolkit._core._bridge import wait_readable
+    from toolkit._core._readiness import wait_readable
 
     r, w = os.pipe()
     try:
@@ -289,7 +289,7 @@ async def test_watcher_leaves_the_descriptor_blocking() -> None:
     import fcntl
     import os
 
-    from toolkit._core._bridge import wait_readable
+    from toolkit._core._readiness import wait_readable
 
     r, w = os.pipe()
     try:
@@ -304,7 +304,7 @@ async def test_watcher_leaves_the_descriptor_blocking() -> None:
 async def test_watcher_wakes_waiters_one_at_a_time_in_order() -> None:
     import os
 
-    from toolkit._core._bridge import watcher_for
+    from toolkit._core._readiness import watcher_for
 
     watcher = watcher_for(asyncio.get_running_loop())
     r, w = os.pipe()
@@ -330,7 +330,7 @@ async def test_watcher_wakes_waiters_one_at_a_time_in_order() -> None:
 async def test_watcher_cancelled_waiter_passes_its_wake_up_on() -> None:
     import os
 
-    from toolkit._core._bridge import watcher_for
+    from toolkit._core._readiness import watcher_for
 
     watcher = watcher_for(asyncio.get_running_loop())
     r, w = os.pipe()
@@ -350,7 +350,7 @@ async def test_watcher_cancelled_waiter_passes_its_wake_up_on() -> None:
 async def test_watcher_many_waiters_need_no_thread() -> None:
     import os
 
-    from toolkit._core._bridge import watcher_for
+    from toolkit._core._readiness import watcher_for
 
     watcher = watcher_for(asyncio.get_running_loop())
     before = threading.active_count()

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import select
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,22 +39,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = [
-    "FdWatcher",
     "LoopBridge",
     "SharedWaits",
     "bridge_for",
     "chain_future",
-    "closing_fd",
-    "forget_fd",
     "helper_threads",
     "shared_waits_for",
-    "unwatch_readable",
-    "unwatch_writable",
     "wait_blocking",
-    "wait_readable",
-    "watch_readable",
-    "watch_writable",
-    "watcher_for",
 ]
 
 
@@ -173,263 +162,6 @@ def chain_future(
     return dest
 
 
-# --- descriptor readiness ------------------------------------------------------------------------
-#
-# Waiting on a multiprocessing descriptor (a Connection, a queue's reader
-# end, a Process sentinel) costs no thread: the loop watches it. But uvloop's
-# add_reader sets O_NONBLOCK on the descriptor's *open file description*,
-# which every process sharing the pipe also uses: another process's plain
-# blocking q.get() of a large item then fails with BlockingIOError (uvloop#686;
-# docs/internals.md, "The uvloop hazard", has the evidence). So on Linux the loop never
-# sees those descriptors: they sit in one private epoll object per loop
-# (registration changes no flags), and the loop watches the epoll descriptor.
-#
-#     queue reader ─┐
-#     pipe end ─────┼─ epoll (EPOLLIN | EPOLLONESHOT) ── add_reader ── loop
-#     sentinel ─────┘        one per loop, whatever the count
-#
-# Waiters of one descriptor form a FIFO; readiness wakes the first live one
-# only, which then tries its non-blocking operation itself (nothing is taken
-# on its behalf, so a waiter cancelled after its wake-up loses nothing). While
-# waiters remain the descriptor is re-armed; if data is still there it fires
-# again and wakes the next one. Readable means "some bytes are there", not
-# "yours": callers loop, as another process may have won the race.
-
-
-class _FdWaiters:
-    __slots__ = ("armed", "broadcast", "direct", "futures", "settling")
-
-    def __init__(self) -> None:
-        self.futures: collections.deque[asyncio.Future[None]] = collections.deque()
-        self.armed = False
-        self.broadcast = False  # wake every waiter at once (a state, not items to take)
-        self.direct = False  # on the loop itself, not through the private epoll
-        self.settling = False  # direct: woken, the loop registration goes after the waiters ran
-
-    def wake_all(self) -> None:
-        for future in self.futures:
-            if not future.done():
-                future.set_result(None)
-        self.futures.clear()
-
-    def wake_one(self) -> bool:
-        """Wake the first live waiter; tell whether live waiters remain."""
-        futures = self.futures
-        while futures:
-            future = futures.popleft()
-            if not future.done():
-                future.set_result(None)
-                break
-        while futures and futures[0].done():  # cancelled ones: drop them now
-            futures.popleft()
-        return bool(futures)
-
-
-class FdWatcher:
-    """Readiness of many descriptors for one loop, through one epoll descriptor (Linux).
-
-    Elsewhere (no epoll) each descriptor is handed to ``loop.add_reader``
-    directly: the stdlib loops leave its flags alone.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop_ref = weakref.ref(loop)  # weak, as LoopBridge's
-        self._waiters: dict[int, _FdWaiters] = {}
-        self._epoll: select.epoll | None = None
-        if hasattr(select, "epoll"):
-            self._epoll = select.epoll()
-            loop.add_reader(self._epoll.fileno(), self._on_epoll)
-
-    def waiter_count(self, fd: int) -> int:
-        waiters = self._waiters.get(fd)
-        return 0 if waiters is None else sum(not f.done() for f in waiters.futures)
-
-    async def wait_readable(
-        self, fd: int, *, broadcast: bool = False, direct: bool = False
-    ) -> None:
-        """Return once fd is readable (or hung up).
-
-        Waiters are woken one at a time, FIFO, as fits items to take; with
-        broadcast (a descriptor that signals a state, as Event's doorbell)
-        all waiters of fd are woken together.
-
-        direct: watch fd on the loop itself rather than through the private
-        epoll: one hop less on the way to a wake-up (about 10 us of a cold
-        Python path), for a descriptor that no process ever reads blocking
-        (uvloop may turn it non-blocking for all of them: Event's doorbell).
-
-        Cancellation:
-            Safe: nothing is read on the waiter's behalf.
-        """
-        future = self.waiter(fd, broadcast=broadcast, direct=direct)
-        try:
-            await future
-        finally:
-            self.release(fd)
-
-    def waiter(
-        self, fd: int, *, broadcast: bool = False, direct: bool = False
-    ) -> asyncio.Future[None]:
-        """wait_readable in two halves, for hot paths: await the future, then release(fd)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters.get(fd)
-        if waiters is None:
-            waiters = self._waiters[fd] = _FdWaiters()
-        waiters.broadcast = waiters.broadcast or broadcast
-        if direct and not waiters.direct and not waiters.armed:
-            waiters.direct = True
-        waiters.futures.append(future)
-        if not waiters.armed:
-            self._arm(fd, waiters)
-        return future
-
-    def release(self, fd: int) -> None:
-        """A waiter of fd is done (woken, cancelled or timed out)."""
-        waiters = self._waiters.get(fd)
-        if waiters is not None and (not waiters.futures or all(f.done() for f in waiters.futures)):
-            self._forget(fd, waiters)
-
-    def wake_all(self, fd: int) -> None:
-        """Wake every waiter of fd (its object is being closed: they look and see)."""
-        waiters = self._waiters.get(fd)
-        if waiters is not None:
-            waiters.wake_all()
-        self.forget(fd)
-
-    def forget(self, fd: int) -> None:
-        """Drop fd before it is closed (its number may be reused)."""
-        waiters = self._waiters.get(fd)
-        if waiters is not None:
-            waiters.settling = False  # the descriptor goes: no late remove_reader on its number
-            self._forget(fd, waiters, unregister=True)
-        elif self._epoll is not None:
-            with contextlib.suppress(OSError):
-                self._epoll.unregister(fd)
-
-    # -- internals (loop thread) ------------------------------------------------------------------
-
-    def _arm(self, fd: int, waiters: _FdWaiters) -> None:
-        waiters.armed = True
-        if self._epoll is None or waiters.direct:
-            asyncio.get_running_loop().add_reader(fd, self._on_fd, fd)
-            return
-        mask = select.EPOLLIN | select.EPOLLONESHOT
-        try:
-            self._epoll.modify(fd, mask)
-        except FileNotFoundError:  # not registered yet (or dropped when its file closed)
-            self._epoll.register(fd, mask)
-
-    def _disarm(self, fd: int, waiters: _FdWaiters) -> None:
-        if not waiters.armed:
-            return
-        waiters.armed = False
-        loop = self._loop_ref()
-        if (self._epoll is None or waiters.direct) and loop is not None and not loop.is_closed():
-            loop.remove_reader(fd)
-
-    def _forget(self, fd: int, waiters: _FdWaiters, unregister: bool = False) -> None:
-        """Drop fd's waiters once none is left.
-
-        The epoll registration stays (disarmed by EPOLLONESHOT) unless the
-        descriptor is being closed: the next wait re-arms it with one
-        epoll_ctl instead of three. A stale registration is harmless: epoll
-        drops it when the file is closed, and a reused descriptor number is
-        a different file to epoll (the next arm registers it anew).
-        """
-        if not waiters.settling:
-            self._disarm(fd, waiters)
-        if self._waiters.get(fd) is waiters and not any(not f.done() for f in waiters.futures):
-            del self._waiters[fd]
-            if unregister and self._epoll is not None:
-                with contextlib.suppress(OSError):  # already closed: nothing registered
-                    self._epoll.unregister(fd)
-
-    def _on_epoll(self) -> None:
-        if self._epoll is None:
-            return
-        for fd, _events in self._epoll.poll(0):
-            self._on_fd(fd)
-
-    def _on_fd(self, fd: int) -> None:
-        waiters = self._waiters.get(fd)
-        if waiters is None:
-            return
-        if waiters.direct and waiters.broadcast:
-            # Wake first; drop the loop registration after the waiters ran
-            # (off the path of the wake-up they wait for).
-            waiters.wake_all()
-            if not waiters.settling:
-                waiters.settling = True
-                loop = self._loop_ref()
-                if loop is not None:
-                    loop.call_soon(self._settle, fd, waiters)
-            return
-        if self._epoll is not None and not waiters.direct:
-            waiters.armed = False  # EPOLLONESHOT disarmed it
-        else:
-            self._disarm(fd, waiters)
-        if waiters.broadcast:
-            waiters.wake_all()
-        elif waiters.wake_one():
-            self._arm(fd, waiters)  # still readable: fires again for the next waiter
-
-    def _settle(self, fd: int, waiters: _FdWaiters) -> None:
-        waiters.settling = False
-        current = self._waiters.get(fd)
-        if current is None or current is waiters:
-            if not any(not f.done() for f in waiters.futures):
-                self._disarm(fd, waiters)  # else: new waiters keep the registration
-        else:
-            # A new entry took fd over (its own add_reader replaced ours): leave it.
-            waiters.armed = False
-
-
-_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FdWatcher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def watcher_for(loop: asyncio.AbstractEventLoop) -> FdWatcher:
-    """Return the loop's descriptor watcher, creating it on first use (loop thread)."""
-    watcher = _watchers.get(loop)
-    if watcher is None:
-        watcher = _watchers[loop] = FdWatcher(loop)
-    return watcher
-
-
-async def wait_readable(fd: int, *, broadcast: bool = False, direct: bool = False) -> None:
-    """Wait until fd is readable, from the running loop, with no thread (see FdWatcher)."""
-    await watcher_for(asyncio.get_running_loop()).wait_readable(
-        fd, broadcast=broadcast, direct=direct
-    )
-
-
-def closing_fd(fd: int) -> None:
-    """Say fd is about to be closed: its waiters, on every loop, wake and see it closed.
-
-    A closed descriptor leaves epoll silently; without this they would wait forever.
-    """
-    for watcher in list(_watchers.values()):
-        loop = watcher._loop_ref()
-        if loop is None or loop.is_closed():
-            continue
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            watcher.wake_all(fd)
-        else:
-            bridge_for(loop).post(watcher.wake_all, fd)
-
-
-def forget_fd(fd: int) -> None:
-    """Tell the running loop's watcher that fd is about to be closed."""
-    watcher = _watchers.get(asyncio.get_running_loop())
-    if watcher is not None:
-        watcher.forget(fd)
-
-
 # --- coalesced helper waits ----------------------------------------------------------------------
 #
 # A semaphore-backed object (a bounded queue's put, locks, events, a
@@ -475,7 +207,9 @@ class _SharedWait:
         self.running = False
 
     def live(self) -> bool:
-        return any(not future.done() for future in self.futures)
+        # A future of a loop that has closed waits for nobody (a test's loop,
+        # an asyncio.run that ended): its helper must not run on for it.
+        return any(not f.done() and not f.get_loop().is_closed() for f in self.futures)
 
 
 class SharedWaits:
@@ -495,6 +229,10 @@ class SharedWaits:
         Cancellation:
             Safe: attempt takes nothing.
         """
+        await self.waiter(key, attempt)
+
+    def waiter(self, key: Hashable, attempt: Callable[[float], bool]) -> asyncio.Future[None]:
+        """wait() as a future: resolved when the helper's attempt says ready (or wake(key))."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = self._entries.get(key)
         if entry is None:
@@ -502,7 +240,20 @@ class SharedWaits:
         entry.futures.append(future)
         if not entry.running:
             self._start(key, entry)
-        await future
+        return future
+
+    def wake(self, key: Hashable) -> None:
+        """Wake every waiter of key now (its object is closing: they look and see)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            futures, entry.futures = entry.futures, []
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+
+    def waiter_count(self, key: Hashable) -> int:
+        entry = self._entries.get(key)
+        return 0 if entry is None else sum(not future.done() for future in entry.futures)
 
     def _start(self, key: Hashable, entry: _SharedWait) -> None:
         entry.running = True
@@ -515,6 +266,10 @@ class SharedWaits:
                     ready = entry.attempt(_ATTEMPT_SLICE)
             except BaseException:  # noqa: BLE001 - a broken object: wake waiters to see it themselves
                 ready = True
+            loop = bridge.loop
+            if loop is None or loop.is_closed():
+                entry.running = False  # nobody is left to run _finish: say it here
+                return
             bridge.post(self._finish, key, entry, ready)
 
         helper_threads().submit(_helper)
@@ -549,33 +304,3 @@ def shared_waits_for(loop: asyncio.AbstractEventLoop) -> SharedWaits:
 async def wait_blocking(key: Hashable, attempt: Callable[[float], bool]) -> None:
     """Wait, sharing one helper thread per key, until attempt(timeout) returns True."""
     await shared_waits_for(asyncio.get_running_loop()).wait(key, attempt)
-
-
-# --- descriptors this process owns alone ------------------------------------------------------
-#
-# A pool's private socket to each worker is read and written by this process
-# only, so the uvloop caveat above (a watched descriptor turns non-blocking for
-# every process sharing it) does not apply: it is registered on the loop
-# directly, level-triggered, for the life of the worker.
-
-
-def watch_readable(
-    loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[..., object], *args: Any
-) -> None:
-    """Call callback(*args) on the loop whenever fd is readable, until unwatch_readable."""
-    loop.add_reader(fd, callback, *args)
-
-
-def unwatch_readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    loop.remove_reader(fd)
-
-
-def watch_writable(
-    loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[..., object], *args: Any
-) -> None:
-    """Call callback(*args) on the loop whenever fd is writable, until unwatch_writable."""
-    loop.add_writer(fd, callback, *args)
-
-
-def unwatch_writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    loop.remove_writer(fd)

@@ -40,6 +40,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._backend import get_backend
 from ._cpython import forkserver_state
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def end_with_children(status: int = 1) -> None:
 
 def _wait_pidfd(pid: int) -> Callable[[], None] | None:
     pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is None:
+    if pidfd_open is None or get_backend() != "linux":  # a forced backend: as elsewhere
         return None
     try:
         fd = pidfd_open(pid)
@@ -149,16 +150,28 @@ def _wait_handle(pid: int) -> Callable[[], None] | None:
 
 
 def _wait_polling(pid: int) -> Callable[[], None]:
+    if pid == os.getppid():
+        # Our parent: its death reparents us at once (a zombie waiting to be
+        # reaped still "runs" for the checks below, and may wait on us).
+        def wait_parent() -> None:
+            while os.getppid() == pid:
+                time.sleep(0.2)
+
+        return wait_parent
     try:
         import psutil
 
         process: Any = psutil.Process(pid)  # remembers its start time: a reused pid is not it
+        zombie = psutil.STATUS_ZOMBIE
     except Exception:  # noqa: BLE001 - gone already, or no psutil: plain pid checks below
         process = None
 
     def alive() -> bool:
         if process is not None:
-            return bool(process.is_running())
+            try:
+                return bool(process.is_running()) and process.status() != zombie
+            except Exception:  # noqa: BLE001 - gone between the two calls
+                return False
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

@@ -19,8 +19,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ._bridge import forget_fd, wait_readable
+from ._backend import get_backend
+from ._bridge import wait_blocking
 from ._cpython import process_popen
+from ._readiness import forget_fd, wait_readable
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -61,7 +63,20 @@ async def wait_ended(process: BaseProcess) -> None:
     # Looked up, not imported: a pool under fork or spawn need not load it (~1 ms).
     forkserver = sys.modules.get("multiprocessing.popen_forkserver")
     is_forkserver_child = forkserver is not None and isinstance(popen, forkserver.Popen)
-    if is_forkserver_child or not hasattr(os, "pidfd_open"):
+    backend = get_backend()
+    if backend == "threads":
+        # The sentinel through multiprocessing's own wait: a handle on Windows.
+        sentinel = process.sentinel
+        await wait_blocking(
+            ("ended", sentinel),
+            lambda timeout: bool(multiprocessing.connection.wait([sentinel], timeout)),
+        )
+        if process.exitcode is None:
+            from ._threads import to_thread
+
+            await to_thread(process.join)
+        return
+    if is_forkserver_child or backend != "linux":
         # Forkserver: the server reaps the child, then writes its status to the
         # sentinel, so readable means "status here".
         await wait_readable(process.sentinel)

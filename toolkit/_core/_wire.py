@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import array
 import errno
-import fcntl
 import os
 import select
-import termios
+from typing import Any
 
+from ._backend import get_backend, on_change
 from ._framing import LONG_PREFIX_SIZE, PREFIX_SIZE, bounds, length_of
 
 __all__ = [
@@ -47,18 +47,38 @@ __all__ = [
 
 # Linux >= 4.14 (pipes since 5.x): preadv2(RWF_NOWAIT) reads without blocking
 # *this call only*, leaving the descriptor's flags alone: one syscall instead
-# of FIONREAD + read. Probed on first use; FIONREAD + poll otherwise.
-_nowait_works = hasattr(os, "RWF_NOWAIT")
+# of FIONREAD + read. The linux backend only (probed on first use); the posix
+# and threads backends ask FIONREAD, then read what it says is there.
+_nowait_works: bool | None = None  # None: not decided yet (the backend is chosen lazily)
+_ioctl: Any = None  # fcntl.ioctl and termios.FIONREAD, imported on first use: not on Windows
+_fionread = 0
 
 
 def available(fd: int) -> int:
     """Return how many bytes can be read from fd right now without blocking."""
+    global _ioctl, _fionread
+    if _ioctl is None:
+        import fcntl
+        import termios
+
+        _ioctl, _fionread = fcntl.ioctl, termios.FIONREAD
     count = array.array("i", [0])
-    fcntl.ioctl(fd, termios.FIONREAD, count, True)
+    _ioctl(fd, _fionread, count, True)
     return count[0]
 
 
-def _hung_up(fd: int) -> bool:
+def _reset() -> None:
+    global _nowait_works
+    _nowait_works = None
+
+
+on_change(_reset)
+
+
+def _readable_now(fd: int) -> bool:
+    if not hasattr(select, "poll"):  # Windows: select takes sockets only, and no fd comes here
+        ready, _, _ = select.select([fd], [], [], 0)
+        return bool(ready)
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(0))
@@ -67,6 +87,8 @@ def _hung_up(fd: int) -> bool:
 def read_nowait_into(fd: int, view: memoryview) -> int:
     """Read what is there into view without blocking: -1 if nothing, 0 at EOF, else a count."""
     global _nowait_works
+    if _nowait_works is None:
+        _nowait_works = get_backend() == "linux"
     if _nowait_works:
         try:
             return os.preadv(fd, [view], -1, os.RWF_NOWAIT)
@@ -78,7 +100,13 @@ def read_nowait_into(fd: int, view: memoryview) -> int:
             _nowait_works = False
     ready = available(fd)
     if ready == 0:
-        return 0 if _hung_up(fd) else -1
+        if not _readable_now(fd):
+            return -1
+        # Readable: bytes that came meanwhile, or the end (readable with
+        # nothing to read: the writer closed).
+        ready = available(fd)
+        if ready == 0:
+            return 0
     return os.readv(fd, [view[:ready]])
 
 

@@ -46,6 +46,7 @@ import sys
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from .._core._backend import get_backend
 from .._core._cpython import ignore_signal
 from .._core._framing import bounds, frame
 from .._core._serialize import dumps_failure, run_call, run_chunk
@@ -223,7 +224,8 @@ def _watch_parent(fd: int, parent_pid: int | None) -> None:
     # _guard is imported when needed, not with this module: the parent's pool
     # imports this module too, and a new worker's first task waited for the
     # import here (up to 5 ms measured, with its siblings starting beside it).
-    if not hasattr(select, "POLLRDHUP"):  # Linux only: elsewhere, watch the parent process
+    if not hasattr(select, "POLLRDHUP") or get_backend() != "linux":
+        # Elsewhere (or a forced portable backend): watch the parent process.
         if parent_pid is not None:
             from .._core._guard import end_with_children, watch_process
 

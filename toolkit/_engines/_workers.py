@@ -33,16 +33,16 @@ import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._core._bridge import (
-    bridge_for,
+from .._core._bridge import bridge_for
+from .._core._cpython import process_args, process_popen, set_process_args
+from .._core._errors import as_task_error, describe_exit
+from .._core._framing import bounds, frame
+from .._core._readiness import (
     unwatch_readable,
     unwatch_writable,
     watch_readable,
     watch_writable,
 )
-from .._core._cpython import process_args, process_popen, set_process_args
-from .._core._errors import as_task_error, describe_exit
-from .._core._framing import bounds, frame
 from .._core._reaping import guard_poll
 from .._core._serialize import finish, run_chunk_here
 from ._worker import (

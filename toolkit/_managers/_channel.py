@@ -22,10 +22,10 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
-from .._core._bridge import closing_fd, wait_readable
 from .._core._cpython import forking_pickler_reducers
 from .._core._errors import ClosedError
 from .._core._framing import LENGTH, PREFIX_SIZE, bounds, frame, length_of
+from .._core._readiness import closing_fd, wait_readable
 from .._core._threads import to_thread
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ import collections
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from .._core._bridge import wait_readable
 from .._core._errors import ClosedError
+from .._core._readiness import wait_readable
 from ._channel import MARGIN, SLICE, Channel
 
 if TYPE_CHECKING:

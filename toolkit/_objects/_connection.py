@@ -25,8 +25,8 @@ import pickle
 import select
 from typing import TYPE_CHECKING, Any
 
-from .._core._bridge import closing_fd, wait_readable
 from .._core._errors import ConnectionClosedError
+from .._core._readiness import closing_fd, wait_readable
 from .._core._threads import to_thread
 from .._core._validate import check_timeout
 from .._core._wire import Partial, available, finish, try_read_message

@@ -34,7 +34,7 @@ import pickle
 import queue as stdlib_queue
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .._core._bridge import wait_blocking, wait_readable
+from .._core._bridge import wait_blocking
 from .._core._context import get_context
 from .._core._cpython import (
     joinable_queue_condition,
@@ -49,6 +49,7 @@ from .._core._cpython import (
     semlock_is_zero,
 )
 from .._core._errors import ClosedError, QueueEmpty, QueueFull
+from .._core._readiness import wait_readable
 from .._core._threads import to_thread
 from .._core._validate import check_timeout
 from .._core._wire import Partial, available, finish, try_read_message

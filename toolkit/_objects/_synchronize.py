@@ -30,7 +30,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._core._bridge import bridge_for, helper_threads, wait_blocking, wait_readable, watcher_for
+from .._core._bridge import bridge_for, helper_threads, wait_blocking
 from .._core._context import get_context
 from .._core._cpython import (
     barrier_action,
@@ -49,6 +49,7 @@ from .._core._cpython import (
     set_barrier_count,
     set_barrier_state,
 )
+from .._core._readiness import wait_readable, watcher_for
 from .._core._validate import check_timeout
 from .._core._wire import read_nowait_into
 

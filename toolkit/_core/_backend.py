@@ -1,0 +1,141 @@
+"""Which readiness backend this process waits with: ``linux``, ``posix`` or ``threads``.
+
+Theory of operation
+-------------------
+Every wait of the toolkit on something another process writes (a queue's
+pipe, a connection, an event's doorbell, a process's end, a worker's socket)
+goes through one of three backends, chosen once per process, fastest first
+among those the platform offers::
+
+    linux    a private epoll watched by the loop (EPOLLONESHOT), reads that
+             do not block for this call only (preadv2 RWF_NOWAIT), pidfds
+    posix    a private selectors selector (kqueue on macOS and the BSDs,
+             epoll or /dev/poll elsewhere) whose own descriptor the loop
+             watches, reads of what FIONREAD says is there, sentinels
+    threads  helper threads that wait with blocking calls, one per object
+             with waiters (never one per waiter), results through the loop
+             bridge: what a Proactor loop (Windows) can do, and anywhere the
+             others cannot
+
+Both descriptor backends keep shared descriptors away from the loop itself,
+so that uvloop never turns them non-blocking for the other processes that
+read them (docs/internals.md, "The uvloop hazard").
+
+``TOOLKIT_BACKEND=linux|posix|threads`` in the environment, or
+``toolkit.set_backend(name)`` before the first wait, forces one (children
+inherit the environment variable, and ``set_backend`` sets it for them).
+
+This module is imported in worker processes: no asyncio, nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["BACKENDS", "available_backends", "get_backend", "on_change", "set_backend"]
+
+BACKENDS = ("linux", "posix", "threads")
+_ENV = "TOOLKIT_BACKEND"
+
+_chosen: str | None = None
+_listeners: list[Callable[[], object]] = []  # modules that keep a decision derived from it
+
+
+def _linux_works() -> bool:
+    import select
+
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(select, "epoll")
+        and hasattr(os, "preadv")
+        and hasattr(os, "RWF_NOWAIT")
+    )
+
+
+def _posix_works() -> bool:
+    if os.name != "posix":
+        return False
+    try:
+        import fcntl  # noqa: F401 - FIONREAD is how the posix backend reads without blocking
+        import termios
+    except ImportError:
+        return False
+    if not hasattr(termios, "FIONREAD"):
+        return False
+    import selectors
+
+    # A selector with a descriptor of its own, which the loop can watch.
+    return any(
+        hasattr(selectors, name)
+        for name in ("KqueueSelector", "EpollSelector", "DevpollSelector")
+    )
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends this platform can run, fastest first (``threads`` always)."""
+    found = []
+    if _linux_works():
+        found.append("linux")
+    if _posix_works():
+        found.append("posix")
+    found.append("threads")
+    return tuple(found)
+
+
+def _check(name: object, where: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"{where}: unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    assert isinstance(name, str)
+    if name not in available_backends():
+        raise ValueError(
+            f"{where}: the {name!r} backend cannot run here ({sys.platform}); "
+            f"available: {', '.join(available_backends())}"
+        )
+    return name
+
+
+def get_backend() -> str:
+    """The backend this process waits with: forced, or the fastest the platform offers.
+
+    Raises:
+        ValueError: ``TOOLKIT_BACKEND`` names no backend, or one this
+            platform cannot run (said at the first wait, not ignored).
+    """
+    global _chosen
+    if _chosen is None:
+        forced = os.environ.get(_ENV)
+        if forced:
+            _chosen = _check(forced.strip().lower(), f"{_ENV}={forced}")
+        else:
+            _chosen = available_backends()[0]
+    return _chosen
+
+
+def set_backend(name: str | None) -> None:
+    """Force a backend for this process and the children it starts (None: automatic again).
+
+    Call it before the toolkit first waits on anything: waits already set up
+    (a loop's watcher, a pool's workers) keep the backend they started with.
+
+    Raises:
+        ValueError: an unknown name, or a backend this platform cannot run.
+    """
+    global _chosen
+    if name is None:
+        os.environ.pop(_ENV, None)
+        _chosen = None
+    else:
+        _chosen = _check(name, "set_backend")
+        os.environ[_ENV] = _chosen
+    for listener in _listeners:
+        listener()
+
+
+def on_change(listener: Callable[[], object]) -> None:
+    """Call listener() whenever set_backend changes the choice (a module's cached decision)."""
+    _listeners.append(listener)
