@@ -1,6 +1,6 @@
 """The package's layers: imports point down only, and the worker side never loads asyncio.
 
-    public      toolkit/__init__.py, inspect.py, monitor.py
+    public      toolkit/__init__.py, __main__.py, inspect.py, monitor.py
     facades     _executors.py, _map.py, _pool.py, _loop.py
     managers    _managers/
     objects     _objects/
@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "toolkit"
 
 LAYERS = ["_core", "_engines", "_objects", "_managers", "facades", "public"]
 FACADES = {"_executors", "_map", "_pool", "_loop"}
-PUBLIC = {"__init__", "inspect", "monitor"}
+PUBLIC = {"__init__", "__main__", "inspect", "monitor"}
 
 # Modules that run in worker processes (or the forkserver) before any task: a
 # worker that imports asyncio pays ~20 ms more to start.
@@ -34,6 +34,7 @@ WORKER_SIDE = [
     "toolkit._core._forkserver_guard",
     "toolkit._core._serialize",
     "toolkit._core._cpython",  # _guard.py reads the forkserver's state through it
+    "toolkit._core._backend",  # the worker and _guard.py ask which backend runs
 ]
 
 

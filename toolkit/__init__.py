@@ -18,6 +18,11 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
         inspect as inspect,
         monitor as monitor,
     )  # toolkit.inspect.snapshot(), monitor.serve()
+    from ._core._backend import (
+        available_backends as available_backends,
+        get_backend as get_backend,
+        set_backend as set_backend,
+    )
     from ._core._context import (
         default_start_method as default_start_method,
         get_context as get_context,
@@ -88,6 +93,9 @@ _LAZY: dict[str, str] = {
     "monitor": ".monitor",
     "Connection": "._objects._connection",
     "Pipe": "._objects._connection",
+    "available_backends": "._core._backend",
+    "get_backend": "._core._backend",
+    "set_backend": "._core._backend",
     "default_start_method": "._core._context",
     "get_context": "._core._context",
     "BrokenPoolError": "._core._errors",

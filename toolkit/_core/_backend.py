@@ -67,31 +67,33 @@ def _posix_works() -> bool:
         return False
     if not hasattr(termios, "FIONREAD"):
         return False
-    import selectors
+    import select
 
-    # A selector with a descriptor of its own, which the loop can watch.
-    return any(
-        hasattr(selectors, name)
-        for name in ("KqueueSelector", "EpollSelector", "DevpollSelector")
+    # A selector with a descriptor of its own, which the loop can watch
+    # (kqueue, epoll, /dev/poll); else poll(), from a thread that rings the loop.
+    return hasattr(select, "poll") or any(
+        hasattr(select, name) for name in ("kqueue", "epoll", "devpoll")
     )
+
+
+def _works(name: str) -> bool:
+    if name == "linux":
+        return _linux_works()
+    if name == "posix":
+        return _posix_works()
+    return True  # threads: anywhere
 
 
 def available_backends() -> tuple[str, ...]:
     """The backends this platform can run, fastest first (``threads`` always)."""
-    found = []
-    if _linux_works():
-        found.append("linux")
-    if _posix_works():
-        found.append("posix")
-    found.append("threads")
-    return tuple(found)
+    return tuple(name for name in BACKENDS if _works(name))
 
 
 def _check(name: object, where: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"{where}: unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     assert isinstance(name, str)
-    if name not in available_backends():
+    if not _works(name):
         raise ValueError(
             f"{where}: the {name!r} backend cannot run here ({sys.platform}); "
             f"available: {', '.join(available_backends())}"
@@ -111,8 +113,8 @@ def get_backend() -> str:
         forced = os.environ.get(_ENV)
         if forced:
             _chosen = _check(forced.strip().lower(), f"{_ENV}={forced}")
-        else:
-            _chosen = available_backends()[0]
+        else:  # the first that works: a later one's probe is not even made
+            _chosen = next(name for name in BACKENDS if _works(name))
     return _chosen
 
 

@@ -162,7 +162,7 @@ def _wait_polling(pid: int) -> Callable[[], None]:
         import psutil
 
         process: Any = psutil.Process(pid)  # remembers its start time: a reused pid is not it
-        zombie = psutil.STATUS_ZOMBIE
+        zombie, gone = psutil.STATUS_ZOMBIE, psutil.NoSuchProcess
     except Exception:  # noqa: BLE001 - gone already, or no psutil: plain pid checks below
         process = None
 
@@ -170,8 +170,10 @@ def _wait_polling(pid: int) -> Callable[[], None]:
         if process is not None:
             try:
                 return bool(process.is_running()) and process.status() != zombie
-            except Exception:  # noqa: BLE001 - gone between the two calls
+            except gone:
                 return False
+            except Exception:  # noqa: BLE001 - cannot tell (no /proc access): plain check
+                pass
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

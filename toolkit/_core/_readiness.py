@@ -36,6 +36,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import os
 import select
 import threading
 import weakref
@@ -132,11 +133,19 @@ class _SelectorPoller:
     and unregistered as it fires.
     """
 
+    _KINDS = ("KqueueSelector", "EpollSelector", "DevpollSelector")
+
+    @classmethod
+    def possible(cls) -> bool:
+        import selectors
+
+        return any(hasattr(selectors, name) for name in cls._KINDS)
+
     def __init__(self) -> None:
         import selectors
 
         self._selectors = selectors
-        kinds = ("KqueueSelector", "EpollSelector", "DevpollSelector")
+        kinds = self._KINDS
         kind = next(getattr(selectors, name) for name in kinds if hasattr(selectors, name))
         self._selector: selectors.BaseSelector = kind()
 
@@ -167,13 +176,102 @@ class _SelectorPoller:
         return [key.fd for key, _events in self._selector.select(0)]
 
 
+class _PollThreadPoller:
+    """posix without a selector of its own descriptor: a thread per loop polls for it.
+
+    The thread polls the armed descriptors (``select.poll``, one-shot by
+    hand) and rings a private pipe whose read end the loop watches; a second
+    pipe wakes it when the set changes. One thread per loop whatever the
+    count of descriptors or waiters, one hop more per wake-up. It leaves
+    once its loop has closed.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._bell_r, self._bell_w = os.pipe()  # ours alone: non-blocking is ours to set
+        self._control_r, self._control_w = os.pipe()
+        for fd in (self._bell_r, self._bell_w, self._control_r, self._control_w):
+            os.set_blocking(fd, False)
+        self._lock = threading.Lock()
+        self._armed: set[int] = set()
+        self._ready: list[int] = []
+        self._loop_ref = weakref.ref(loop)
+        threading.Thread(target=self._run, name="toolkit-poll", daemon=True).start()
+
+    def fileno(self) -> int:
+        return self._bell_r
+
+    def arm(self, fd: int) -> None:
+        with self._lock:
+            self._armed.add(fd)
+        self._ring(self._control_w)
+
+    def fired(self, fd: int) -> None:
+        pass  # the thread disarmed it as it reported it
+
+    def disarm(self, fd: int) -> None:
+        with self._lock:
+            self._armed.discard(fd)
+        self._ring(self._control_w)
+
+    forget = disarm
+
+    def ready(self) -> list[int]:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._bell_r, 4096):
+                pass
+        with self._lock:
+            ready, self._ready = self._ready, []
+        return ready
+
+    @staticmethod
+    def _ring(fd: int) -> None:
+        with contextlib.suppress(BlockingIOError):  # full: it rings already
+            os.write(fd, b"\0")
+
+    def _run(self) -> None:
+        try:
+            while True:
+                loop = self._loop_ref()
+                if loop is None or loop.is_closed():
+                    return
+                del loop
+                with self._lock:
+                    armed = list(self._armed)
+                poller = select.poll()
+                poller.register(self._control_r, select.POLLIN)
+                for fd in armed:
+                    poller.register(fd, select.POLLIN)
+                events = poller.poll(500)  # and look at the loop twice a second
+                found = [fd for fd, _ in events if fd != self._control_r]
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._control_r, 4096):
+                        pass
+                if found:
+                    with self._lock:
+                        found = [fd for fd in found if fd in self._armed]
+                        self._armed.difference_update(found)
+                        self._ready.extend(found)
+                    if found:
+                        self._ring(self._bell_w)
+        finally:
+            for fd in (self._bell_r, self._bell_w, self._control_r, self._control_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
 class FdWatcher:
     """Readiness of many descriptors for one loop through one private poller (linux, posix)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, backend: str) -> None:
         self._loop_ref = weakref.ref(loop)  # weak, as LoopBridge's
         self._waiters: dict[int, _FdWaiters] = {}
-        self._poller = _EpollPoller() if backend == "linux" else _SelectorPoller()
+        self._poller: _EpollPoller | _SelectorPoller | _PollThreadPoller
+        if backend == "linux":
+            self._poller = _EpollPoller()
+        elif _SelectorPoller.possible():
+            self._poller = _SelectorPoller()
+        else:
+            self._poller = _PollThreadPoller(loop)
         loop.add_reader(self._poller.fileno(), self._on_poller)
 
     def waiter_count(self, fd: int) -> int:
