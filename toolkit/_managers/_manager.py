@@ -409,9 +409,10 @@ class BaseManager:
     async def _watch(self, process: Process) -> None:
         await process.join()
         if self._pool is not None and self._state == _STARTED:
+            # Worded as the connections say it, whichever of the two sees it first.
             self._pool.fail(
                 ManagerDiedError(
-                    f"the manager process {process.pid} is gone ({describe_exit(process.exitcode)})"
+                    f"the manager {self._pool.label} is gone ({describe_exit(process.exitcode)})"
                 )
             )
 
