@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from benchmarks import (
+    bench_backends,
     bench_ipc,
     bench_managers,
     bench_map,
@@ -21,6 +22,7 @@ BENCHMARKS = {
     "ipc": bench_ipc.run,
     "pool": bench_pool.run,
     "managers": bench_managers.run,
+    "backends": bench_backends.run,
 }
 
 

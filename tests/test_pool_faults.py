@@ -446,6 +446,27 @@ def test_to_process_worker_ends_with_its_loop(loop: str, default_executors: None
     asyncio.run(wait_until(lambda: _gone(pid), 5.0))
 
 
+@pytest.mark.parametrize("loop", list(LOOP_FACTORIES))
+def test_pool_of_an_ended_loop_with_no_worker_left_leaves_snapshots(loop: str) -> None:
+    # Alive past its loop (held here; on 3.12 a reference cycle held to_process's
+    # pool the same way), a pool where nothing runs any more is not listed.
+    def listed() -> int:
+        return [p.stats.name for p in toolkit.inspect.snapshot().pools].count("ended-loop")
+
+    async def main() -> toolkit.Pool:
+        pool = toolkit.Pool(1, idle_timeout=0.1, name="ended-loop")
+        assert await pool.apply(abs, (-1,)) == 1
+        stats = pool.stats
+        await wait_until(lambda: stats().idle + stats().busy + stats().stopping == 0, 5.0)
+        assert listed() == 1  # an elastic pool with no worker, on a live loop: listed
+        return pool
+
+    with asyncio.Runner(loop_factory=LOOP_FACTORIES[loop]) as runner:
+        pool = runner.run(main())
+    assert listed() == 0
+    assert pool.stats().workers_started == 1
+
+
 async def test_pool_elastic_starts_workers_on_demand_and_lets_idle_ones_go() -> None:
     def live(stats: toolkit.inspect.PoolStats) -> int:
         return stats.idle + stats.busy + stats.starting

@@ -37,8 +37,6 @@ import asyncio
 import atexit
 import collections
 import contextlib
-import os
-import signal
 import weakref
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
@@ -659,6 +657,11 @@ class _PoolBase(Scheduler):
     def _snapshot(self) -> PoolSnapshot | None:
         if self._loop is None or (self._finished is not None and self._finished.is_set()):
             return None  # not started, or every worker gone: nothing runs here any more
+        if self._loop.is_closed() and not self._workers:
+            # Its loop ended with no worker left (an elastic pool's retired,
+            # to_process's killed by a cancel): nothing runs here any more
+            # either, however long a reference cycle keeps the object alive.
+            return None
         from ._core._inspection import PoolSnapshot
 
         return PoolSnapshot(self.stats(), self.workers)
@@ -951,7 +954,7 @@ def _kill_processes(processes: list[Any]) -> None:
     for process in list(processes):
         with contextlib.suppress(Exception):
             if process_popen(process) is not None and process.exitcode is None:
-                os.kill(process.pid, signal.SIGKILL)
+                process.kill()  # SIGKILL on POSIX, TerminateProcess on Windows
     for process in list(processes):
         with contextlib.suppress(Exception):
             process.join(1)

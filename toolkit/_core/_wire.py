@@ -86,14 +86,19 @@ def _readable_now(fd: int) -> bool:
 
 def read_nowait_into(fd: int, view: memoryview) -> int:
     """Read what is there into view without blocking: -1 if nothing, 0 at EOF, else a count."""
+    return _read_nowait(fd, view)[0]
+
+
+def _read_nowait(fd: int, view: memoryview) -> tuple[int, int]:
+    """read_nowait_into, and how many bytes FIONREAD said were there (-1: not asked)."""
     global _nowait_works
     if _nowait_works is None:
         _nowait_works = get_backend() == "linux"
     if _nowait_works:
         try:
-            return os.preadv(fd, [view], -1, os.RWF_NOWAIT)
+            return os.preadv(fd, [view], -1, os.RWF_NOWAIT), -1
         except BlockingIOError:
-            return -1
+            return -1, -1
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ESPIPE):
                 raise
@@ -101,13 +106,25 @@ def read_nowait_into(fd: int, view: memoryview) -> int:
     ready = available(fd)
     if ready == 0:
         if not _readable_now(fd):
-            return -1
+            return -1, 0
         # Readable: bytes that came meanwhile, or the end (readable with
         # nothing to read: the writer closed).
         ready = available(fd)
         if ready == 0:
-            return 0
-    return os.readv(fd, [view[:ready]])
+            return 0, 0
+    return os.readv(fd, [view[:ready]]), ready
+
+
+def _read_into(fd: int, buffer: bytearray, size: int) -> bytearray:
+    """Read size bytes known to be there into buffer."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < size:
+        got = os.readv(fd, [view[filled:]])
+        if not got:
+            raise EOFError("the other end closed in the middle of a message")
+        filled += got
+    return buffer
 
 
 class Partial:
@@ -136,7 +153,7 @@ def try_read_message(fd: int, header: bytearray | None = None) -> bytearray | Pa
     """
     if header is None:  # callers that read often pass a buffer of their own
         header = bytearray(PREFIX_SIZE)
-    got = read_nowait_into(fd, memoryview(header))
+    got, there = _read_nowait(fd, memoryview(header))
     if got == -1:
         return None
     if got == 0:
@@ -147,6 +164,10 @@ def try_read_message(fd: int, header: bytearray | None = None) -> bytearray | Pa
     buffer = bytearray(size)
     if size == 0:
         return buffer
+    if there - PREFIX_SIZE >= size:
+        # FIONREAD already said the whole message is there (the usual case):
+        # one more call reads it, not two.
+        return _read_into(fd, buffer, size)
     filled = read_nowait_into(fd, memoryview(buffer))
     if filled == size:
         return buffer

@@ -24,7 +24,6 @@ import abc
 import contextlib
 import os
 import queue
-import signal
 import socket
 import struct
 import sys
@@ -299,8 +298,9 @@ class ProcessWorker(WorkerBase):
             import psutil
 
             children = psutil.Process(pid).children(recursive=True)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        # multiprocessing's kill: SIGKILL on POSIX, TerminateProcess on Windows.
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            self.process.kill()
         for child in children:
             with contextlib.suppress(Exception):
                 child.kill()
@@ -360,8 +360,8 @@ class ProcessWorker(WorkerBase):
         pid = self._pid
         if pid is None or process_popen(self.process) is None or self.process.exitcode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            self.process.kill()  # SIGKILL on POSIX, TerminateProcess on Windows
         with contextlib.suppress(Exception):
             self.process.join(1)
 
