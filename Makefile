@@ -1,6 +1,8 @@
 # Two commands on a fresh machine (Python >= 3.11 and pip):
 #   make run    create .venv, install the project, open the playground
 #   make test   create .venv if missing, install the dev extras, run ruff, mypy and pytest
+# Another Python, in a virtualenv of its own (what .ci/run does for 3.12 and up):
+#   make pytest PYTHON=python3.12 VENV=.venv-3.12
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -609,7 +609,9 @@ class _PoolBase(Scheduler):
         workers = list(self._workers)
         states = collections.Counter(w.state for w in workers)
         queued = sum(1 for t in tuple(self._queue) if not t.done())
-        running = sum(len(w.outstanding) for w in workers)
+        # Not done: a cancelled or timed-out task stays with its worker until
+        # the kill is seen, but runs for nobody any more.
+        running = sum(1 for w in workers for t in tuple(w.outstanding.values()) if not t.done())
         c = dict(self._counts)
         from ._core._inspection import PoolStats  # here: records load when asked for
 
