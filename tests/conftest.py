@@ -108,9 +108,14 @@ def default_executors() -> Iterator[None]:
     asyncio.run(toolkit.shutdown_default_executors())
 
 
-# forkserver (the toolkit's default on Linux) and spawn (macOS, Windows).
-# fork is left out: forking a process that runs threads is what 3.14 moved away from.
-START_METHODS = ["forkserver", "spawn"]
+# forkserver (the toolkit's default on Linux) and spawn (macOS, Windows), where
+# the platform has them (Windows has spawn alone). fork is left out: forking a
+# process that runs threads is what 3.14 moved away from.
+START_METHODS = [
+    method
+    for method in ("forkserver", "spawn")
+    if method in multiprocessing.get_all_start_methods()
+]
 
 
 @pytest.fixture(params=START_METHODS)

@@ -68,6 +68,8 @@ class Tmux:
 
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Callable[[list[str]], Tmux]]:
+    if sys.platform == "win32":
+        pytest.skip("tmux does not run on Windows")
     if shutil.which("tmux") is None:
         pytest.fail("tmux is not installed: .ci/run installs it (apt-get install tmux)")
     servers: list[Tmux] = []
