@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._backend import get_backend
 from ._bridge import bridge_for, helper_threads, shared_waits_for
+from ._wire import fd_ready
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -408,28 +409,6 @@ class FdWatcher:
             waiters.armed = False
 
 
-def _ready(fd: int, timeout: float, writable: bool = False) -> bool:
-    """A helper thread's wait (threads backend): is fd ready within timeout? Raises if closed.
-
-    poll where there is one (select cannot take a descriptor above 1023);
-    select elsewhere (Windows, where it takes sockets).
-    """
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(fd, select.POLLOUT if writable else select.POLLIN)
-        events = poller.poll(timeout * 1000)
-        if events and events[0][1] & select.POLLNVAL:
-            raise OSError(f"descriptor {fd} is closed")
-        return bool(events)
-    if writable:
-        return bool(select.select([], [fd], [], timeout)[1])
-    return bool(select.select([fd], [], [], timeout)[0])
-
-
-def _readable(fd: int, timeout: float) -> bool:
-    return _ready(fd, timeout)
-
-
 class _ThreadWatcher:
     """Readiness through helper threads (threads backend): FdWatcher's interface.
 
@@ -452,7 +431,7 @@ class _ThreadWatcher:
     def waiter(
         self, fd: int, *, broadcast: bool = False, direct: bool = False
     ) -> asyncio.Future[None]:
-        return self._waits.waiter(("readable", fd), functools.partial(_readable, fd))
+        return self._waits.waiter(("readable", fd), functools.partial(fd_ready, fd))
 
     def release(self, fd: int) -> None:
         pass  # the helper sees for itself that nobody waits any more
@@ -561,7 +540,7 @@ class _Watch:
     def _serve(self) -> None:
         while self.active and not self._closed():
             try:
-                ready = _ready(self.fd, 0.2, self.writable)
+                ready = fd_ready(self.fd, 0.2, self.writable)
             except (OSError, ValueError):
                 ready = True  # closed under us: the callback sees it (or we were stopped)
             if not (ready and self.active):
@@ -608,35 +587,47 @@ def _threaded(loop: asyncio.AbstractEventLoop) -> bool:
     return isinstance(watcher_for(loop), _ThreadWatcher)
 
 
-def watch_readable(
-    loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[..., object], *args: Any
+def _start(
+    loop: asyncio.AbstractEventLoop,
+    fd: int,
+    writable: bool,
+    callback: Callable[..., object],
+    args: tuple[Any, ...],
 ) -> None:
-    """Call callback(*args) on the loop whenever fd is readable, until unwatch_readable."""
     if _threaded(loop):
-        _watch(loop, fd, False, callback, args)
+        _watch(loop, fd, writable, callback, args)
+    elif writable:
+        loop.add_writer(fd, callback, *args)
     else:
         loop.add_reader(fd, callback, *args)
 
 
-def unwatch_readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+def _stop(loop: asyncio.AbstractEventLoop, fd: int, writable: bool) -> None:
     if _threaded(loop):
-        _unwatch(loop, fd, False)
+        _unwatch(loop, fd, writable)
+    elif writable:
+        loop.remove_writer(fd)
     else:
         loop.remove_reader(fd)
+
+
+def watch_readable(
+    loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[..., object], *args: Any
+) -> None:
+    """Call callback(*args) on the loop whenever fd is readable, until unwatch_readable."""
+    _start(loop, fd, False, callback, args)
+
+
+def unwatch_readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    _stop(loop, fd, False)
 
 
 def watch_writable(
     loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[..., object], *args: Any
 ) -> None:
     """Call callback(*args) on the loop whenever fd is writable, until unwatch_writable."""
-    if _threaded(loop):
-        _watch(loop, fd, True, callback, args)
-    else:
-        loop.add_writer(fd, callback, *args)
+    _start(loop, fd, True, callback, args)
 
 
 def unwatch_writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    if _threaded(loop):
-        _unwatch(loop, fd, True)
-    else:
-        loop.remove_writer(fd)
+    _stop(loop, fd, True)

@@ -38,6 +38,7 @@ from ._framing import LONG_PREFIX_SIZE, PREFIX_SIZE, bounds, length_of
 __all__ = [
     "Partial",
     "available",
+    "fd_ready",
     "finish",
     "read_exactly",
     "read_nowait_into",
@@ -75,13 +76,22 @@ def _reset() -> None:
 on_change(_reset)
 
 
-def _readable_now(fd: int) -> bool:
-    if not hasattr(select, "poll"):  # Windows: select takes sockets only, and no fd comes here
-        ready, _, _ = select.select([fd], [], [], 0)
-        return bool(ready)
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
+def fd_ready(fd: int, timeout: float, writable: bool = False) -> bool:
+    """Is fd readable (or writable) within timeout seconds? Raises OSError if it is closed.
+
+    poll where there is one (select cannot take a descriptor above 1023);
+    select elsewhere (Windows, where it takes sockets).
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT if writable else select.POLLIN)
+        events = poller.poll(timeout * 1000)
+        if events and events[0][1] & select.POLLNVAL:
+            raise OSError(f"descriptor {fd} is closed")
+        return bool(events)
+    if writable:
+        return bool(select.select([], [fd], [], timeout)[1])
+    return bool(select.select([fd], [], [], timeout)[0])
 
 
 def read_nowait_into(fd: int, view: memoryview) -> int:
@@ -105,7 +115,7 @@ def _read_nowait(fd: int, view: memoryview) -> tuple[int, int]:
             _nowait_works = False
     ready = available(fd)
     if ready == 0:
-        if not _readable_now(fd):
+        if not fd_ready(fd, 0):
             return -1, 0
         # Readable: bytes that came meanwhile, or the end (readable with
         # nothing to read: the writer closed).
