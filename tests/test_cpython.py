@@ -18,6 +18,7 @@ import operator
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -77,6 +78,18 @@ def _get(queue: Any) -> Any:
     if isinstance(queue, multiprocessing.queues.SimpleQueue):
         return queue.get()
     return queue.get(timeout=10)
+
+
+def test_connection_detach() -> None:
+    first, second = multiprocessing.Pipe()
+    fd = first.fileno()
+    assert cpython.connection_detach(first) == fd
+    assert first.closed
+    del first  # its finalizer must not close what it gave away
+    with socket.socket(fileno=fd) as sock:
+        sock.sendall(b"\x00\x00\x00\x02hi")  # multiprocessing's framing
+        assert second.recv_bytes() == b"hi"
+    second.close()
 
 
 def test_queue_reader(any_queue: Any) -> None:

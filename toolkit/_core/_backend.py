@@ -25,6 +25,15 @@ read them (docs/internals.md, "The uvloop hazard").
 ``toolkit.set_backend(name)`` before the first wait, forces one (children
 inherit the environment variable, and ``set_backend`` sets it for them).
 
+Handles
+-------
+On Windows a pipe is a handle, not a descriptor: nothing can poll it or ask
+how many bytes it holds. There the objects read their pipes through their
+connections' own calls (``poll``, ``recv_bytes``, ``send_bytes``), waits and
+reads that may block going to helper threads (``uses_handles``). Only the
+threads backend runs that way. ``TOOLKIT_HANDLES=1`` forces it on POSIX, so
+that the path Windows takes is tested where Windows is not at hand.
+
 This module is imported in worker processes: no asyncio, nothing heavy.
 """
 
@@ -37,13 +46,42 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["BACKENDS", "available_backends", "get_backend", "on_change", "set_backend"]
+__all__ = [
+    "BACKENDS",
+    "available_backends",
+    "get_backend",
+    "msg_dontwait",
+    "on_change",
+    "set_backend",
+    "uses_handles",
+]
 
 BACKENDS = ("linux", "posix", "threads")
 _ENV = "TOOLKIT_BACKEND"
+_HANDLES_ENV = "TOOLKIT_HANDLES"
+
+
+def uses_handles() -> bool:
+    """Are pipes read through their connections' calls rather than as descriptors?
+
+    Windows always; elsewhere when ``TOOLKIT_HANDLES=1`` (the Windows path, for tests).
+    """
+    return os.name == "nt" or os.environ.get(_HANDLES_ENV) == "1"
+
 
 _chosen: str | None = None
 _listeners: list[Callable[[], object]] = []  # modules that keep a decision derived from it
+
+
+def msg_dontwait() -> int:
+    """socket.MSG_DONTWAIT, or 0 where sockets lack it (Windows), so the caller
+    asks select first; 0 too where pipes are handles, so that the path Windows
+    takes is tested elsewhere."""
+    if uses_handles():
+        return 0
+    import socket
+
+    return getattr(socket, "MSG_DONTWAIT", 0)
 
 
 def _linux_works() -> bool:
@@ -77,6 +115,8 @@ def _posix_works() -> bool:
 
 
 def _works(name: str) -> bool:
+    if name != "threads" and uses_handles():
+        return False  # the descriptor backends need descriptors
     if name == "linux":
         return _linux_works()
     if name == "posix":

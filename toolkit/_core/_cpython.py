@@ -50,6 +50,7 @@ __all__ = [
     "condition_sleeping_count",
     "condition_wait_semaphore",
     "condition_woken_count",
+    "connection_detach",
     "dask_executor_client",
     "event_condition",
     "event_flag",
@@ -90,6 +91,23 @@ __all__ = [
     "set_executor_initializer",
     "set_process_args",
 ]
+
+
+# --- connections (multiprocessing.connection) -----------------------------------------------------
+
+
+def connection_detach(conn: Connection) -> int:
+    """Take a connection's descriptor or handle over: the connection is closed
+    without closing it (``Connection._handle``; socket.detach's counterpart). 3.11-3.13.
+
+    Windows cannot dup a socket handle, so taking it over is the portable way
+    to give a connection's socket to a ``socket.socket``.
+    """
+    handle: int = conn._handle  # type: ignore[attr-defined]
+    if handle is None:
+        raise OSError("handle is closed")
+    conn._handle = None  # type: ignore[attr-defined]
+    return handle
 
 
 # --- queues (multiprocessing.queues) --------------------------------------------------------------

@@ -280,9 +280,14 @@ class FdWatcher:
         return 0 if waiters is None else sum(not f.done() for f in waiters.futures)
 
     async def wait_readable(
-        self, fd: int, *, broadcast: bool = False, direct: bool = False
+        self,
+        fd: int,
+        *,
+        broadcast: bool = False,
+        direct: bool = False,
+        probe: Callable[[float], bool] | None = None,
     ) -> None:
-        """Return once fd is readable (or hung up).
+        """Return once fd is readable (or hung up). probe: for _ThreadWatcher only.
 
         Waiters are woken one at a time, FIFO, as fits items to take; with
         broadcast (a descriptor that signals a state, as Event's doorbell)
@@ -303,7 +308,12 @@ class FdWatcher:
             self.release(fd)
 
     def waiter(
-        self, fd: int, *, broadcast: bool = False, direct: bool = False
+        self,
+        fd: int,
+        *,
+        broadcast: bool = False,
+        direct: bool = False,
+        probe: Callable[[float], bool] | None = None,
     ) -> asyncio.Future[None]:
         """wait_readable in two halves, for hot paths: await the future, then release(fd)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -424,14 +434,28 @@ class _ThreadWatcher:
         return self._waits.waiter_count(("readable", fd))
 
     async def wait_readable(
-        self, fd: int, *, broadcast: bool = False, direct: bool = False
+        self,
+        fd: int,
+        *,
+        broadcast: bool = False,
+        direct: bool = False,
+        probe: Callable[[float], bool] | None = None,
     ) -> None:
-        await self.waiter(fd)
+        await self.waiter(fd, probe=probe)
 
     def waiter(
-        self, fd: int, *, broadcast: bool = False, direct: bool = False
+        self,
+        fd: int,
+        *,
+        broadcast: bool = False,
+        direct: bool = False,
+        probe: Callable[[float], bool] | None = None,
     ) -> asyncio.Future[None]:
-        return self._waits.waiter(("readable", fd), functools.partial(fd_ready, fd))
+        """probe(timeout): is it readable? A connection's own poll where fd is a
+        handle (Windows: select takes sockets only); else the descriptor's."""
+        if probe is None:
+            probe = functools.partial(fd_ready, fd)
+        return self._waits.waiter(("readable", fd), probe)
 
     def release(self, fd: int) -> None:
         pass  # the helper sees for itself that nobody waits any more
@@ -458,10 +482,20 @@ def watcher_for(loop: asyncio.AbstractEventLoop) -> FdWatcher | _ThreadWatcher:
     return watcher
 
 
-async def wait_readable(fd: int, *, broadcast: bool = False, direct: bool = False) -> None:
-    """Wait until fd is readable, from the running loop (see FdWatcher, _ThreadWatcher)."""
+async def wait_readable(
+    fd: int,
+    *,
+    broadcast: bool = False,
+    direct: bool = False,
+    probe: Callable[[float], bool] | None = None,
+) -> None:
+    """Wait until fd is readable, from the running loop (see FdWatcher, _ThreadWatcher).
+
+    probe(timeout) -> bool: how a helper thread tells (threads backend; where
+    fd is a handle, the connection's own poll).
+    """
     await watcher_for(asyncio.get_running_loop()).wait_readable(
-        fd, broadcast=broadcast, direct=direct
+        fd, broadcast=broadcast, direct=direct, probe=probe
     )
 
 

@@ -22,6 +22,11 @@ Theory of operation::
 A reader must be the only one reading the descriptor while it reads (the
 stdlib's rule too: ``Queue`` holds its read lock, a ``Connection`` has one
 reader).
+
+Where pipes are handles (Windows; ``uses_handles``), nothing tells how much
+of a message is there: ``MessageReader`` asks the connection's own ``poll``
+and reads every message with its own ``recv_bytes`` in a helper thread (a
+Partial with nothing read yet), so the same callers stay cancel-safe.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ import os
 import select
 from typing import Any
 
-from ._backend import get_backend, on_change
+from ._backend import get_backend, on_change, uses_handles
 from ._framing import LONG_PREFIX_SIZE, PREFIX_SIZE, bounds, length_of
 
 __all__ = [
+    "MessageReader",
     "Partial",
     "available",
     "fd_ready",
@@ -229,3 +235,45 @@ def read_exactly(fd: int, size: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+# A handle's message: nothing read yet, the whole of it is read off the loop.
+_UNREAD = Partial(None, None, 0)
+
+
+class MessageReader:
+    """One connection's messages, read without blocking the loop: through its
+    descriptor, or (``uses_handles``) through the connection's own calls."""
+
+    __slots__ = ("_conn", "_fd", "_header", "handles")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn  # a multiprocessing Connection (its read end)
+        self._fd: int = conn.fileno()
+        self._header = bytearray(PREFIX_SIZE)
+        get_backend()  # a bad TOOLKIT_BACKEND is said at the first wait, whatever the path
+        self.handles = uses_handles()
+
+    def try_read(self) -> bytes | bytearray | Partial | None:
+        """try_read_message: a message wholly there, None, or a Partial to ``finish``."""
+        if self.handles:
+            return _UNREAD if self._conn.poll() else None
+        return try_read_message(self._fd, self._header)
+
+    def finish(self, partial: Partial) -> bytes | bytearray:
+        """The rest of a Partial (blocking: call it off the loop)."""
+        if partial is _UNREAD:
+            data: bytes = self._conn.recv_bytes()
+            return data
+        return finish(self._fd, partial)
+
+    def ready(self) -> bool:
+        """Is a byte there now?"""
+        if self.handles:
+            return bool(self._conn.poll())
+        return available(self._fd) > 0
+
+    @property
+    def probe(self) -> Any:
+        """For wait_readable: how a helper thread tells readiness (None: by the descriptor)."""
+        return self._conn.poll if self.handles else None

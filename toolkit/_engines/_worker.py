@@ -46,8 +46,8 @@ import sys
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from .._core._backend import get_backend
-from .._core._cpython import ignore_signal
+from .._core._backend import get_backend, msg_dontwait
+from .._core._cpython import connection_detach, ignore_signal
 from .._core._framing import bounds, frame
 from .._core._serialize import dumps_failure, run_call, run_chunk
 
@@ -103,9 +103,9 @@ def worker_main(
     parent = multiprocessing.parent_process()
     if stdout is not None and stderr is not None:
         redirect_output(stdout, stderr)
-    # A socket of our own over the same descriptor: recv with MSG_DONTWAIT below.
-    sock = socket.socket(fileno=os.dup(conn.fileno()))
-    conn.close()
+    # The connection's socket as a socket object (recv with MSG_DONTWAIT
+    # below): taken over, not duplicated (Windows cannot dup a socket handle).
+    sock = socket.socket(fileno=connection_detach(conn))
     _watch_parent(sock.fileno(), None if parent is None else parent.pid)
     # EOF or a reset: the parent closed our socket, nothing left to answer to.
     with sock, contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
@@ -123,15 +123,24 @@ def _serve(sock: socket.socket) -> None:
     # Read the socket in large pieces and split messages here: one recv brings
     # every task the parent sent ahead, where Connection.recv_bytes costs two
     # reads per message and poll() one more. MSG_DONTWAIT reads without
-    # blocking and without touching the descriptor's flags.
+    # blocking and without touching the descriptor's flags; where there is no
+    # such flag (Windows), select says first whether a read would block.
     pending: collections.deque[tuple[bytes, int, memoryview]] = collections.deque()
     buffer: bytes | bytearray = b""
     recv, sendall = sock.recv, sock.sendall
+    dontwait = msg_dontwait()
+    readable = [sock]
     header_size = HEADER.size
     flush = _flush_output
     while True:
+        data: bytes | None
         try:
-            data = recv(_READ_SIZE, socket.MSG_DONTWAIT) if pending else recv(_READ_SIZE)
+            if not pending:
+                data = recv(_READ_SIZE)
+            elif dontwait:
+                data = recv(_READ_SIZE, dontwait)
+            else:
+                data = recv(_READ_SIZE) if select.select(readable, [], [], 0)[0] else None
         except BlockingIOError:
             data = None
         if data is not None:

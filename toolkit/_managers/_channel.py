@@ -15,14 +15,14 @@ import copyreg
 import io
 import multiprocessing.connection
 import multiprocessing.managers
-import os
 import pickle
 import select
 import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
-from .._core._cpython import forking_pickler_reducers
+from .._core._backend import msg_dontwait
+from .._core._cpython import connection_detach, forking_pickler_reducers
 from .._core._errors import ClosedError
 from .._core._framing import LENGTH, PREFIX_SIZE, bounds, frame, length_of
 from .._core._readiness import closing_fd, wait_readable
@@ -86,14 +86,19 @@ def open_socket(address: Any, authkey: bytes) -> socket.socket:
     try:
         name = f"{multiprocessing.current_process().name}|toolkit"
         _dispatch(conn, None, "accept_connection", (name,))
-        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        # Taken over, not duplicated: Windows cannot dup a socket handle.
+        sock = socket.socket(fileno=connection_detach(conn))
     finally:
         conn.close()
-    # The descriptor stays blocking (every other read and write passes
-    # MSG_DONTWAIT), so that a plain recv() is the brief blocking wait.
-    sock.setblocking(True)
-    micros = round(BRIEF_WAIT * 1e6)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, micros))
+    if msg_dontwait():
+        # The descriptor stays blocking (every other read and write passes
+        # MSG_DONTWAIT), so that a plain recv() is the brief blocking wait.
+        sock.setblocking(True)
+        micros = round(BRIEF_WAIT * 1e6)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, micros))
+    else:
+        # No MSG_DONTWAIT (Windows): a non-blocking socket, and select for the brief wait.
+        sock.setblocking(False)
     return sock
 
 
@@ -122,11 +127,12 @@ class _Owed:
 class Channel:
     """One authenticated connection to the server: ordered requests and replies."""
 
-    __slots__ = ("_buffer", "_closed", "_fd", "_owed", "_sock")
+    __slots__ = ("_buffer", "_closed", "_dontwait", "_fd", "_owed", "_sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._fd = sock.fileno()
+        self._dontwait = msg_dontwait()  # 0: the socket is non-blocking (open_socket)
         self._buffer = bytearray()
         self._owed: collections.deque[_Owed] = collections.deque()
         self._closed = False
@@ -202,7 +208,7 @@ class Channel:
         """Write what fits now; return the rest, if any."""
         self._check_open()
         try:
-            sent = self._sock.send(message, socket.MSG_DONTWAIT)
+            sent = self._sock.send(message, self._dontwait)
         except BlockingIOError:
             sent = 0
         return memoryview(message)[sent:] if sent < len(message) else None
@@ -252,7 +258,12 @@ class Channel:
         """
         self._check_open()
         try:
-            chunk = self._sock.recv(1 << 16, 0 if wait else socket.MSG_DONTWAIT)
+            if self._dontwait:
+                chunk = self._sock.recv(1 << 16, 0 if wait else self._dontwait)
+            elif not wait or select.select([self._sock], [], [], BRIEF_WAIT)[0]:
+                chunk = self._sock.recv(1 << 16)
+            else:
+                return None
         except BlockingIOError:
             return None
         if not chunk:
@@ -280,10 +291,11 @@ def loads_reply(data: bytes | memoryview) -> tuple[str, Any]:
 
 
 def send_rest(sock: socket.socket, rest: memoryview) -> None:
+    dontwait = msg_dontwait()  # 0: the socket is non-blocking (open_socket)
     while rest:
         select.select([], [sock], [])
         try:
-            sent = sock.send(rest, socket.MSG_DONTWAIT)
+            sent = sock.send(rest, dontwait)
         except BlockingIOError:
             continue
         rest = rest[sent:]

@@ -159,7 +159,8 @@ class BaseManager:
 
     Args:
         address: where the server listens: None (a Unix socket only this
-            user can reach), or a ``(host, port)`` pair; port 0 picks one.
+            user can reach; on Windows, a loopback TCP port, still behind
+            the authkey), or a ``(host, port)`` pair; port 0 picks one.
             Serve on all interfaces only by saying so (``("0.0.0.0", port)``).
         authkey: the key clients must prove they hold (HMAC challenge);
             default: this process's ``authkey``, inherited by its children.
@@ -350,12 +351,17 @@ class BaseManager:
         start_forkserver(self._context)
         self._state = _STARTED
         reader, writer = self._context.Pipe(duplex=False)
+        serve_at = self._address
+        if serve_at is None and os.name == "nt":
+            # The stdlib's default there is a named pipe, a handle, which the
+            # toolkit's connections (sockets read without blocking) cannot use.
+            serve_at = ("127.0.0.1", 0)
         process = Process(
             target=_serve,
             name=f"{type(self).__name__}-server",
             args=(
                 self._registry_,
-                self._address,
+                serve_at,
                 self._authkey,
                 writer,
                 initializer,

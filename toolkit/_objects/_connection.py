@@ -25,11 +25,12 @@ import pickle
 import select
 from typing import TYPE_CHECKING, Any
 
+from .._core._backend import uses_handles
 from .._core._errors import ConnectionClosedError
 from .._core._readiness import closing_fd, wait_readable
 from .._core._threads import to_thread
 from .._core._validate import check_timeout
-from .._core._wire import Partial, available, finish, try_read_message
+from .._core._wire import MessageReader, Partial, fd_ready
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -42,7 +43,9 @@ _CLOSED = "handle is closed"
 
 # Writes up to PIPE_BUF bytes into a pipe that polls writable never block
 # (POSIX: the pipe has at least PIPE_BUF free and such writes are atomic).
-_INLINE_WRITE = select.PIPE_BUF
+# Where pipes are handles (Windows) nothing tells whether one has room: every
+# send goes out from a helper thread.
+_INLINE_WRITE: int = getattr(select, "PIPE_BUF", 0)
 
 
 class Connection:
@@ -62,9 +65,10 @@ class Connection:
         self._conn = connection
         self._readers: asyncio.Lock | None = None
         self._writers: asyncio.Lock | None = None
-        self._pending_read: asyncio.Future[bytearray] | None = None
+        self._pending_read: asyncio.Future[bytes | bytearray] | None = None
         self._pending_write: asyncio.Future[None] | None = None
-        self._header = bytearray(4)  # scratch for message headers (one reader at a time)
+        self._wire: MessageReader | None = None  # made on the first read (a closed end has none)
+        self._handles = uses_handles()
 
     def __reduce__(self) -> tuple[type[Connection], tuple[multiprocessing.connection.Connection]]:
         return type(self), (self._conn,)
@@ -154,28 +158,34 @@ class Connection:
             message = await self._receive()
         return pickle.loads(message)
 
-    def _try_receive(self) -> bytearray | None:
+    def _reader(self) -> MessageReader:
+        self._fd(readable=True)  # closed or write-only: raise
+        if self._wire is None:
+            self._wire = MessageReader(self._conn)
+        return self._wire
+
+    def _try_receive(self) -> bytes | bytearray | None:
         """Take a message that is wholly there, if no other task of ours is reading."""
         if self._pending_read is not None or (self._readers is not None and self._readers.locked()):
             return None
-        fd = self._fd(readable=True)
-        message = try_read_message(fd, self._header)
+        wire = self._reader()
+        message = wire.try_read()
         if isinstance(message, Partial):
-            self._pending_read = asyncio.ensure_future(to_thread(finish, fd, message))
+            self._pending_read = asyncio.ensure_future(to_thread(wire.finish, message))
             return None
         return message
 
-    async def _receive(self) -> bytearray:
+    async def _receive(self) -> bytes | bytearray:
         message = self._try_receive()
         if message is not None:
             return message
-        fd = self._fd(readable=True)
+        self._fd(readable=True)
         if self._readers is None:
             self._readers = asyncio.Lock()
         async with self._readers:
-            return await self._read_message(fd)
+            return await self._read_message()
 
-    async def _read_message(self, fd: int) -> bytearray:
+    async def _read_message(self) -> bytes | bytearray:
         while True:
             if self._pending_read is not None:
                 # A message being finished off the loop (maybe a cancelled
@@ -188,14 +198,14 @@ class Connection:
                     raise
                 self._pending_read = None
                 return data
-            fd = self._fd(readable=True)  # closed while we waited: ConnectionClosedError
-            message = try_read_message(fd, self._header)
-            if isinstance(message, bytearray):
-                return message
+            wire = self._reader()  # closed while we waited: ConnectionClosedError
+            message = wire.try_read()
             if isinstance(message, Partial):
-                self._pending_read = asyncio.ensure_future(to_thread(finish, fd, message))
+                self._pending_read = asyncio.ensure_future(to_thread(wire.finish, message))
                 continue
-            await wait_readable(fd)
+            if message is not None:
+                return message
+            await wait_readable(self._conn.fileno(), probe=wire.probe)
 
     async def recv_bytes_into(self, buffer: Any, offset: int = 0) -> int:
         """Receive one message into a writable buffer; return its size.
@@ -229,14 +239,14 @@ class Connection:
             Safe: nothing is read.
         """
         timeout = check_timeout(timeout, negative_is_zero=True)
-        fd = self._fd(readable=True)
-        if self._pending_read is not None or available(fd) or self._conn.poll(0):
+        wire = self._reader()
+        if self._pending_read is not None or wire.ready() or self._conn.poll(0):
             return True
         if timeout is not None and timeout <= 0:
             return False
         try:
             async with asyncio.timeout(timeout):
-                await wait_readable(fd)
+                await wait_readable(self._conn.fileno(), probe=wire.probe)
         except TimeoutError:
             return False
         self._fd(readable=True)  # woken by close(): not "readable"
@@ -270,7 +280,7 @@ class Connection:
             if self._pending_write is not None:  # a cancelled sender's message still going out
                 await self._finish_write(self._pending_write)
             fd = self._fd(readable=False)  # closed while we waited for the lock or that write?
-            if size + 4 <= _INLINE_WRITE and _writable_now(fd):
+            if size + 4 <= _INLINE_WRITE and not self._handles and fd_ready(fd, 0, writable=True):
                 self._conn.send_bytes(data)
                 return
             self._pending_write = asyncio.ensure_future(to_thread(self._conn.send_bytes, data))
@@ -311,12 +321,6 @@ class Connection:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _writable_now(fd: int) -> bool:
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    return bool(poller.poll(0))
 
 
 def Pipe(duplex: bool = True) -> tuple[Connection, Connection]:

@@ -52,7 +52,7 @@ from .._core._errors import ClosedError, QueueEmpty, QueueFull
 from .._core._readiness import wait_readable
 from .._core._threads import to_thread
 from .._core._validate import check_timeout
-from .._core._wire import Partial, available, finish, try_read_message
+from .._core._wire import MessageReader, Partial
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -67,6 +67,15 @@ __all__ = ["JoinableQueue", "Queue", "SimpleQueue"]
 # What multiprocessing stores as the bound of an unbounded queue.
 _SEM_VALUE_MAX: int = multiprocessing.synchronize.SEM_VALUE_MAX  # type: ignore[attr-defined]
 
+# A helper reading where pipes are handles waits this long at a time, then
+# looks whether anyone still waits.
+_SLICE = 0.25
+
+_STUCK = (
+    "items are waiting, but another process holds the queue's read lock"
+    " (did a process die while reading from the queue?)"
+)
+
 _EMPTY = object()  # nothing there
 _LOCKED = object()  # another reader holds the read lock
 
@@ -77,10 +86,16 @@ class _Reader:
     def __init__(self, reader: Any, rlock: Any, after_read: Any) -> None:
         self._reader = reader  # the multiprocessing Connection (read end)
         self._fd: int = reader.fileno()
+        self._wire = MessageReader(reader)
         self._rlock = rlock  # process-shared Lock serializing readers
         self._after_read = after_read  # Queue: free a slot (sem.release); SimpleQueue: None
         self._kept: collections.deque[bytes | bytearray] = collections.deque()
-        self._pending: asyncio.Future[bytearray] | None = None  # a message finished off the loop
+        # Where pipes are handles (_wire.MessageReader): getters waiting in
+        # line, and whether a helper thread is reading for them.
+        self._getters: collections.deque[asyncio.Future[bytes | bytearray]] = collections.deque()
+        self._reading = False
+        self._stuck = False  # the helper could not take the read lock while items were there
+        self._pending: asyncio.Future[bytes | bytearray] | None = None  # finished off the loop
 
     @property
     def kept(self) -> int:
@@ -115,12 +130,12 @@ class _Reader:
         """
         if self._kept:
             return self._kept.popleft()
-        if self._pending is not None:
-            return _EMPTY
+        if self._pending is not None or self._wire.handles:
+            return _EMPTY  # handles: every read goes to the helper (read())
         if not self._rlock.acquire(False):
             return _LOCKED
         try:
-            message = try_read_message(self._fd)
+            message = self._wire.try_read()
         except BaseException:
             self._rlock.release()
             raise
@@ -136,9 +151,9 @@ class _Reader:
             self._after_read()
         return message
 
-    def _finish(self, partial: Partial) -> bytearray:
+    def _finish(self, partial: Partial) -> bytes | bytearray:
         try:
-            data = finish(self._fd, partial)
+            data = self._wire.finish(partial)
         finally:
             self._rlock.release()
         if self._after_read is not None:
@@ -151,17 +166,17 @@ class _Reader:
         Raises:
             QueueEmpty: the deadline passed.
         """
+        if self._wire.handles:
+            return await self._read_through_helper(deadline)
         while True:
             outcome = self.attempt()
-            if outcome is _LOCKED and available(self._fd):
+            if outcome is _LOCKED and self._wire.ready():
                 # Data is there but another reader holds the lock: wait for the
                 # lock (a shared helper thread), not for readability, which
                 # would fire at once, again and again.
-                stuck = (
-                    "items are waiting, but another process holds the queue's read lock"
-                    " (did a process die while reading from the queue?)"
+                await self._wait_until(
+                    deadline, wait_blocking(self._rlock, self._lock_free), _STUCK
                 )
-                await self._wait_until(deadline, wait_blocking(self._rlock, self._lock_free), stuck)
                 continue
             if outcome is not _EMPTY and outcome is not _LOCKED:
                 return outcome  # type: ignore[return-value]
@@ -172,10 +187,87 @@ class _Reader:
                 except asyncio.CancelledError:
                     self._keep_when_done(pending)  # read on: the next get takes it
                     raise
-            await self._wait_until(deadline, wait_readable(self._fd))
+            await self._wait_until(deadline, wait_readable(self._fd, probe=self._wire.probe))
 
-    def _keep_when_done(self, pending: asyncio.Future[bytearray]) -> None:
-        def _keep(future: asyncio.Future[bytearray]) -> None:
+    # -- where pipes are handles ---------------------------------------------------------------
+    #
+    # Nothing tells whether a whole message is there, so every read is made
+    # by a helper thread with the connection's own calls (as the stdlib's
+    # get, under the read lock). One helper per queue reads for all the
+    # getters in line, several messages per trip when several are there (never
+    # more than getters wait: the rest stay in the pipe for other processes),
+    # and each message goes to the first getter still waiting; one whose
+    # getter left meanwhile is kept for this process's next get.
+
+    async def _read_through_helper(self, deadline: float | None) -> bytes | bytearray:
+        if self._kept:
+            return self._kept.popleft()
+        future: asyncio.Future[bytes | bytearray] = asyncio.get_running_loop().create_future()
+        self._getters.append(future)
+        self._pump()
+        try:
+            if deadline is None:
+                return await future
+            async with asyncio.timeout_at(deadline):
+                return await future
+        except (asyncio.CancelledError, TimeoutError) as exc:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._kept.appendleft(future.result())  # handed over as we left: not lost
+            future.cancel()
+            if isinstance(exc, TimeoutError):
+                raise QueueEmpty(_STUCK) if self._stuck else QueueEmpty from None
+            raise
+
+    def _pump(self) -> None:
+        while self._getters and self._getters[0].done():
+            self._getters.popleft()
+        if self._reading or not self._getters:
+            return
+        self._reading = True
+        want = sum(not future.done() for future in self._getters)
+        trip = asyncio.ensure_future(to_thread(self._read_batch, want))
+        trip.add_done_callback(self._delivered)
+
+    def _read_batch(self, want: int) -> list[bytes]:
+        """Up to want messages, waiting a slice for the first (helper thread)."""
+        got: list[bytes] = []
+        if not self._rlock.acquire(True, _SLICE):
+            self._stuck = self._reader.poll()  # items there, the lock held: said at the timeout
+            return got
+        self._stuck = False
+        try:
+            ready = self._reader.poll(_SLICE)
+            while ready:
+                got.append(self._reader.recv_bytes())
+                if self._after_read is not None:
+                    self._after_read()
+                ready = len(got) < want and self._reader.poll()
+        finally:
+            self._rlock.release()
+        return got
+
+    def _delivered(self, trip: asyncio.Future[list[bytes]]) -> None:
+        self._reading = False
+        error = None if trip.cancelled() else trip.exception()
+        messages = collections.deque([] if error is not None or trip.cancelled() else trip.result())
+        while messages:
+            while self._getters and self._getters[0].done():
+                self._getters.popleft()
+            if not self._getters:
+                self._kept.extend(messages)
+                break
+            self._getters.popleft().set_result(messages.popleft())
+        if error is not None:
+            # A closed or broken pipe: every getter sees it (as the stdlib's get would).
+            while self._getters:
+                future = self._getters.popleft()
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self._pump()
+
+    def _keep_when_done(self, pending: asyncio.Future[bytes | bytearray]) -> None:
+        def _keep(future: asyncio.Future[bytes | bytearray]) -> None:
             if not future.cancelled() and future.exception() is None:
                 self._kept.append(future.result())
 

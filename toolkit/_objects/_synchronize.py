@@ -26,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import multiprocessing.synchronize
-import os
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._core._backend import uses_handles
 from .._core._bridge import bridge_for, helper_threads, wait_blocking
 from .._core._context import get_context
 from .._core._cpython import (
@@ -51,7 +51,6 @@ from .._core._cpython import (
 )
 from .._core._readiness import wait_readable, watcher_for
 from .._core._validate import check_timeout
-from .._core._wire import read_nowait_into
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -335,6 +334,10 @@ class _DoorbellEvent(multiprocessing.synchronize.Event):
     def doorbell(self) -> int:
         return self._bell_reader.fileno()
 
+    def doorbell_probe(self) -> Any:
+        """How a helper thread tells the doorbell rang, where the pipe is a handle (Windows)."""
+        return self._bell_reader.poll if uses_handles() else None
+
     def peek(self) -> bool:
         """Tell whether it is set, without the event's lock (a consistent read of the flag).
 
@@ -349,13 +352,16 @@ class _DoorbellEvent(multiprocessing.synchronize.Event):
             was_set = self._bell_flag.acquire(False)
             self._bell_flag.release()
             if not was_set:
-                os.write(self._bell_writer.fileno(), b"\x01")
+                # One small message (never empty: an empty one does not
+                # poll readable on Windows), so that a handle reads it too.
+                self._bell_writer.send_bytes(b"\x01")
             self._bell_cond.notify_all()
 
     def clear(self) -> None:
         with self._bell_cond:
             if self._bell_flag.acquire(False):
-                read_nowait_into(self._bell_reader.fileno(), memoryview(bytearray(1)))
+                # It is there: set wrote it under this lock, with the flag.
+                self._bell_reader.recv_bytes()
 
 
 class Event:
@@ -406,10 +412,11 @@ class Event:
         if event.peek():
             return True
         doorbell = event.doorbell()
+        probe = event.doorbell_probe()
         if timeout is None:  # the common case, flat: a wake-up is a few frames shorter
             watcher = watcher_for(asyncio.get_running_loop())
             while not event.peek():
-                future = watcher.waiter(doorbell, broadcast=True, direct=True)
+                future = watcher.waiter(doorbell, broadcast=True, direct=True, probe=probe)
                 try:
                     await future
                 finally:
@@ -418,7 +425,7 @@ class Event:
         try:
             async with asyncio.timeout(timeout):
                 while not event.peek():
-                    await wait_readable(doorbell, broadcast=True, direct=True)
+                    await wait_readable(doorbell, broadcast=True, direct=True, probe=probe)
         except TimeoutError:
             return event.peek()
         return True
