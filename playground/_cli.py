@@ -126,4 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = ["-"]
         return run_source(sys.stdin.read(), "<stdin>", uvloop=options.uvloop)
     history = options.history or default_history()
-    return Repl(uvloop=options.uvloop, history=history, relay_fds=True).run()
+    # Windows: fds 1 and 2 are not how the console is written, and its pipes
+    # cannot be selected: children print to the console directly, untagged.
+    return Repl(uvloop=options.uvloop, history=history, relay_fds=os.name != "nt").run()

@@ -107,6 +107,40 @@ def test_a_backend_the_platform_lacks_is_refused() -> None:
     assert "the 'linux' backend cannot run here" in out.stderr
 
 
+def test_pipes_as_handles_run_the_threads_backend_end_to_end() -> None:
+    """TOOLKIT_HANDLES=1: the Windows path (no descriptor reads), here."""
+    code = (
+        "import asyncio, threading, toolkit\n"
+        "async def main():\n"
+        "    q = toolkit.Queue()\n"
+        "    before = threading.active_count()\n"
+        "    getters = [asyncio.ensure_future(q.get()) for _ in range(2000)]\n"
+        "    await asyncio.sleep(0.05)\n"
+        "    extra = threading.active_count() - before\n"
+        "    for i in range(2000):\n"
+        "        q.put_nowait(i)\n"
+        "    got = await asyncio.wait_for(asyncio.gather(*getters), 60)\n"
+        "    a, b = toolkit.Pipe()\n"
+        "    async with a, b:\n"
+        "        _, big = await asyncio.gather(a.send('x' * 300_000), b.recv())\n"
+        "    e = toolkit.Event()\n"
+        "    waiter = asyncio.ensure_future(e.wait())\n"
+        "    await asyncio.sleep(0.01)\n"
+        "    e.set()\n"
+        "    await asyncio.wait_for(waiter, 10)\n"
+        "    print(toolkit.get_backend(), *toolkit.available_backends(), extra,\n"
+        "          sorted(got) == list(range(2000)), len(big))\n"
+        "asyncio.run(main())\n"
+    )
+    out = _run(code, {"TOOLKIT_HANDLES": "1", "TOOLKIT_BACKEND": ""})
+    assert out.returncode == 0, out.stderr
+    backend, available, extra, whole, size = out.stdout.split()
+    assert (backend, available, whole, size) == ("threads", "threads", "True", "300000"), out.stderr
+    # The queue's feeder and one helper reading for the 2,000 getters (and the
+    # helper threads' own cache), never a thread per getter.
+    assert int(extra) <= 3, out.stdout
+
+
 def test_set_backend_reaches_the_children(restore_backend: None) -> None:
     # Through the environment: a pool's workers and their parent watch follow it.
     code = (

@@ -146,7 +146,6 @@ _LAZY: dict[str, str] = {
 }
 
 
-
 def _isort_key(name: str) -> tuple[int, list[int | str]]:
     # ruff's RUF022 order: SCREAMING_CASE, then CamelCase, then the rest.
     category = 0 if len(name) > 1 and name.isupper() else 1 if name[:1].isupper() else 2
@@ -158,6 +157,7 @@ def _isort_key(name: str) -> tuple[int, list[int | str]]:
 __all__ = tuple(
     sorted((name for name, module in _LAZY.items() if module != f".{name}"), key=_isort_key)
 )
+
 
 def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)

@@ -30,6 +30,7 @@ import asyncio, nor anything heavy at import time.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ __all__ = [
     "condition_woken_count",
     "connection_detach",
     "dask_executor_client",
+    "descriptor_of",
     "event_condition",
     "event_flag",
     "executor_broken",
@@ -108,6 +110,21 @@ def connection_detach(conn: Connection) -> int:
         raise OSError("handle is closed")
     conn._handle = None  # type: ignore[attr-defined]
     return handle
+
+
+def descriptor_of(conn: Connection, flags: int) -> int:
+    """Take a pipe connection's end over as a file descriptor (os.read, os.dup2).
+
+    On POSIX it is one already; on Windows the handle becomes a C runtime
+    descriptor (``msvcrt.open_osfhandle``), which then owns it. flags:
+    ``os.O_RDONLY`` or ``os.O_WRONLY``.
+    """
+    handle = connection_detach(conn)
+    if os.name != "nt":
+        return handle
+    import msvcrt
+
+    return msvcrt.open_osfhandle(handle, flags)  # type: ignore[attr-defined,no-any-return]
 
 
 # --- queues (multiprocessing.queues) --------------------------------------------------------------

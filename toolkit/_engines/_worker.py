@@ -47,7 +47,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from .._core._backend import get_backend, msg_dontwait
-from .._core._cpython import connection_detach, ignore_signal
+from .._core._cpython import connection_detach, descriptor_of, ignore_signal
 from .._core._framing import bounds, frame
 from .._core._serialize import dumps_failure, run_call, run_chunk
 
@@ -214,8 +214,9 @@ def redirect_output(stdout: Connection, stderr: Connection) -> None:
     for conn, fd, stream in ((stdout, 1, sys.stdout), (stderr, 2, sys.stderr)):
         if stream is not None:
             stream.flush()
-        os.dup2(conn.fileno(), fd)
-        conn.close()
+        pipe = descriptor_of(conn, os.O_WRONLY)  # Windows: the handle as a descriptor
+        os.dup2(pipe, fd)
+        os.close(pipe)
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(line_buffering=True)  # a pipe is block-buffered otherwise

@@ -21,6 +21,7 @@ reported as a crash.
 from __future__ import annotations
 
 import abc
+import collections
 import contextlib
 import os
 import queue
@@ -32,8 +33,9 @@ import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._core._backend import uses_handles
 from .._core._bridge import bridge_for
-from .._core._cpython import process_args, process_popen, set_process_args
+from .._core._cpython import descriptor_of, process_args, process_popen, set_process_args
 from .._core._errors import as_task_error, describe_exit
 from .._core._framing import bounds, frame
 from .._core._readiness import (
@@ -496,7 +498,12 @@ _RESULT_SIZE = HEADER.size + _ELAPSED.size
 
 
 class _LineReader:
-    """A worker's stdout or stderr pipe, read on the loop and split into lines."""
+    """A worker's stdout or stderr pipe, read and split into lines.
+
+    Read on the loop when the pipe is a descriptor the loop can watch; where
+    pipes are handles (Windows), by a thread of its own in blocking reads,
+    which hands what it reads to the loop and ends when the worker's end closes.
+    """
 
     def __init__(
         self,
@@ -507,17 +514,28 @@ class _LineReader:
     ) -> None:
         self._loop = loop
         self._conn: Connection | None = conn
-        self._fd = conn.fileno()
-        self.fd: int | None = self._fd
-        os.set_blocking(self._fd, False)  # our private read end
         self._stream = stream
         self._emit = emit
         self._partial = b""
+        self._thread: threading.Thread | None = None
+        self._arrived: collections.deque[bytes] = collections.deque()  # read by the thread
+        self._threaded = uses_handles()
+        if self._threaded:
+            self._fd = descriptor_of(conn, os.O_RDONLY)
+            self.fd: int | None = self._fd
+            self._thread = threading.Thread(
+                target=self._read_blocking, name=f"toolkit-{stream}-reader", daemon=True
+            )
+            self._thread.start()
+            return
+        self._fd = conn.fileno()
+        self.fd = self._fd
+        os.set_blocking(self._fd, False)  # our private read end
         watch_readable(loop, self._fd, self._read)
 
     def _read(self) -> bool:
-        if self._conn is None:
-            return False
+        if self._conn is None or self._threaded:
+            return False  # closed, or the thread reads
         try:
             data = os.read(self._fd, 65536)
         except (BlockingIOError, InterruptedError):
@@ -527,23 +545,59 @@ class _LineReader:
         if not data:
             self.close()
             return False
+        self._split(data)
+        return True
+
+    def _split(self, data: bytes) -> None:
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
             self._emit(self._stream, line.decode(errors="replace"))
-        return True
+
+    def _read_blocking(self) -> None:
+        """The thread: read until the worker's end closes, the lines to the loop."""
+        bridge = bridge_for(self._loop)
+        try:
+            while data := os.read(self._fd, 65536):
+                self._arrived.append(data)
+                bridge.post(self._deliver)
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)
+            bridge.post(self._ended)
+
+    def _deliver(self) -> None:
+        while self._arrived:
+            self._split(self._arrived.popleft())
+
+    def _ended(self) -> None:
+        self._deliver()
+        self._thread = None
+        self.close()
 
     def drain(self) -> None:
+        """Take in what the (ended) worker wrote: all of it, before its end is reported."""
+        if self._thread is not None:
+            # Its end of the pipe is closed: the thread reads what is left and
+            # stops at once (bounded all the same: a grandchild may hold it).
+            self._thread.join(1.0)
+            if not self._thread.is_alive():
+                self._ended()
+            return
         while self._read():
             pass
 
     def close(self) -> None:
         if self._conn is None:
             return
+        if self._thread is not None:
+            return  # the thread closes the pipe at the end of the stream, then calls us again
         if self._partial:
             self._emit(self._stream, self._partial.decode(errors="replace"))
             self._partial = b""
-        unwatch_readable(self._loop, self._fd)
-        self._conn.close()
+        if not self._threaded:
+            unwatch_readable(self._loop, self._fd)
+            self._conn.close()
         self._conn = None
         self.fd = None
 

@@ -78,7 +78,6 @@ if TYPE_CHECKING:
     OnLate: TypeAlias = "Callable[[Channel, Any], Awaitable[None]]"
 
 
-
 __all__ = ["ConnectionPool", "forget_pool", "pool_for", "register_pool"]
 
 

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     OnLate: TypeAlias = "Callable[[Channel, Any], Awaitable[None]]"
 
 
-
 __all__ = ["Pipeline", "WaitLine"]
 
 
