@@ -23,7 +23,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "toolkit"
 
 LAYERS = ["_core", "_engines", "_objects", "_managers", "facades", "public"]
-FACADES = {"_executors", "_map", "_pool", "_loop"}
+FACADES = {"_executors", "_map", "_pool", "_dask", "_loop"}
 PUBLIC = {"__init__", "__main__", "inspect", "monitor"}
 
 # Modules that run in worker processes (or the forkserver) before any task: a

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
         WorkerDiedError as WorkerDiedError,
     )
     from ._core._threads import to_thread as to_thread
+    from ._dask import DaskPool as DaskPool
     from ._engines._workers import OutputLine as OutputLine
     from ._executors import (
         ALL_COMPLETED as ALL_COMPLETED,
@@ -124,6 +125,7 @@ _LAZY: dict[str, str] = {
     "BaseManager": "._managers._manager",
     "Manager": "._managers._manager",
     "BaseProxy": "._managers._proxies",
+    "DaskPool": "._dask",
     "AsyncResult": "._pool",
     "Pool": "._pool",
     "ThreadPool": "._pool",

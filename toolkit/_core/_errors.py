@@ -81,20 +81,39 @@ class WorkerDiedError(ToolkitError):
     """A worker process ended while it was running a task.
 
     Attributes:
-        pid: the worker's process id.
-        exitcode: its exit code; negative for a signal, as ``Process.exitcode``.
+        pid: the worker's process id (0 where it is not known).
+        exitcode: its exit code; negative for a signal, as ``Process.exitcode``
+            (None where it is not known: a cluster worker's).
         signal: the signal that killed it, or None if it exited.
         task: a short description of the task it was running, or None.
+        address: a cluster worker's address (``tcp://host:port``), else None.
+        host: the host it ran on, for a cluster worker, else None.
     """
 
-    def __init__(self, pid: int, exitcode: int | None, task: str | None = None) -> None:
-        message = f"worker {pid} died ({describe_exit(exitcode)})"
+    def __init__(
+        self,
+        pid: int,
+        exitcode: int | None,
+        task: str | None = None,
+        address: str | None = None,
+        host: str | None = None,
+        how: str | None = None,
+    ) -> None:
+        who = f"worker {pid}" if pid else "worker"
+        if address is not None:
+            who += f" at {address}"
+            if host is not None:
+                who += f" on host {host}"
+        message = f"{who} died ({how or describe_exit(exitcode)})"
         if task is not None:
             message += f" while running {task}"
         super().__init__(message)
         self.pid = pid
         self.exitcode = exitcode
         self.task = task
+        self.address = address
+        self.host = host
+        self._how = how
 
     @property
     def signal(self) -> signal.Signals | None:
@@ -105,8 +124,8 @@ class WorkerDiedError(ToolkitError):
         except ValueError:
             return None
 
-    def __reduce__(self) -> tuple[type[Self], tuple[int, int | None, str | None]]:
-        return type(self), (self.pid, self.exitcode, self.task)
+    def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]:
+        return type(self), (self.pid, self.exitcode, self.task, self.address, self.host, self._how)
 
 
 class TaskTimeoutError(ToolkitError, TimeoutError, multiprocessing.TimeoutError):

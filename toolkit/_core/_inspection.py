@@ -74,6 +74,9 @@ class WorkerInfo:
             "terminated (...)" (the pool ended it); "abandoned: ..." for a thread.
         cpu_percent: CPU use since the previous snapshot, percent of one core (None: unknown).
         rss: resident memory in bytes (None for a thread, or unknown).
+        address: a cluster worker's address (``DaskPool``), else None.
+        host: the host a cluster worker runs on, else None.
+        threads: a cluster worker's threads, else None.
     """
 
     name: str
@@ -88,6 +91,9 @@ class WorkerInfo:
     exit_reason: str | None
     cpu_percent: float | None
     rss: int | None
+    address: str | None = None
+    host: str | None = None
+    threads: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

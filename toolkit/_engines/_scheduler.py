@@ -51,8 +51,6 @@ from .._core._errors import (
     BrokenPoolError,
     PoolClosedError,
     TaskTimeoutError,
-    WorkerDiedError,
-    describe_exit,
 )
 from .._core._registry import function_name, register
 from .._core._serialize import load_chunk_outcome, load_outcome
@@ -672,7 +670,7 @@ class Scheduler(abc.ABC):
         if worker.stopping_reason is not None:
             reason = worker.stopping_reason
             if worker.killable:
-                reason += f" ({describe_exit(exitcode)})"
+                reason += f" ({worker.exit_words(exitcode)})"
         elif expected:
             reason = "stopped"
         else:
@@ -700,8 +698,7 @@ class Scheduler(abc.ABC):
                 continue
             if index == 0 and worker.ready and (not expected or task.started_at is not None):
                 # The oldest unanswered task may have run: never run it twice.
-                pid = worker.pid or 0
-                task.set_exception(WorkerDiedError(pid, exitcode, task.describe()))
+                task.set_exception(worker.died(exitcode, task.describe()))
                 task.payload = None
                 worker.failures += 1
                 self._counts["failed"] += 1

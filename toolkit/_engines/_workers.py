@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._core._backend import uses_handles
 from .._core._bridge import bridge_for
 from .._core._cpython import descriptor_of, process_args, process_popen, set_process_args
-from .._core._errors import as_task_error, describe_exit
+from .._core._errors import WorkerDiedError, as_task_error, describe_exit
 from .._core._framing import bounds, frame
 from .._core._readiness import (
     unwatch_readable,
@@ -189,6 +189,14 @@ class WorkerBase(abc.ABC):
     def end_reason(self, exitcode: int | None) -> str:
         """Its end, in words, when nobody asked it to end."""
         return "ended"
+
+    def exit_words(self, exitcode: int | None) -> str:
+        """How it ended, in words ("killed by SIGKILL"), for a worker we ended."""
+        return describe_exit(exitcode)
+
+    def died(self, exitcode: int | None, task: str) -> WorkerDiedError:
+        """The error of the task it was running when it ended unasked."""
+        return WorkerDiedError(self.pid or 0, exitcode, task)
 
     def reap(self, wait: bool) -> None:  # noqa: B027 - nothing to release for most workers
         """Release what is left once it is dead (a thread: join it, unless wait is False)."""
