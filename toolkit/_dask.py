@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._core._validate import check_timeout
 from ._engines._dask import ClusterView, DaskWorker
 from ._pool import _PoolBase
 
@@ -38,6 +39,8 @@ class DaskPool(_PoolBase):
             bound to 127.0.0.1 only, for experiments; it stops with the pool.
         local_options: more ``distributed.LocalCluster`` keyword arguments.
         name, timeout: as ``Pool``.
+        connect_timeout: seconds to reach the scheduler before every call
+            fails with ``BrokenPoolError``.
 
     The pool has one worker per worker of the cluster, and follows it as
     workers join and leave. Functions and arguments are pickled here (by
@@ -65,6 +68,7 @@ class DaskPool(_PoolBase):
         local_options: dict[str, Any] | None = None,
         name: str | None = None,
         timeout: float | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         given = sum(x is not None for x in (address, client, local))
         if given != 1:
@@ -83,8 +87,10 @@ class DaskPool(_PoolBase):
             raise ImportError(
                 "DaskPool needs Dask distributed: pip install 'toolkit[dask]'"
             ) from exc
-        self._view = ClusterView(address, client, local, dict(local_options or {}))
+        reach = check_timeout(connect_timeout, allow_zero=False, name="connect_timeout")
+        self._view = ClusterView(address, client, local, dict(local_options or {}), reach or 10.0)
         self._follower: asyncio.Task[None]  # made with the loop (_bind)
+        self._view.on_lost = self._lost
         super().__init__(local or 1, None, (), None, timeout, name, "workers")
 
     @property
@@ -119,6 +125,9 @@ class DaskPool(_PoolBase):
                 # comes back (a restart), up to the new size.
                 self._size = wanted
             await view.changed.wait()
+
+    def _lost(self, error: BaseException) -> None:
+        self._break(error, "lost the Dask scheduler:")
 
     def _new_worker(self, loop: asyncio.AbstractEventLoop, name: str) -> _Worker:
         return DaskWorker(name, self._view, self._on_message, self._on_results)

@@ -36,6 +36,7 @@ claims one worker of the cluster, and every task it takes goes there::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -54,6 +55,9 @@ __all__ = ["WATCH_INTERVAL", "ClusterView", "DaskWorker", "run_timed"]
 # How often the scheduler's list of workers is read: a dead worker's task
 # fails within about this long of the scheduler noticing the death.
 WATCH_INTERVAL = 0.2
+
+# Looks in a row that find the scheduler unreachable before the pool breaks.
+_LOOKS = 3
 
 
 def run_timed(payload: bytes, chunk: bool) -> tuple[float, bytes]:
@@ -76,8 +80,10 @@ class ClusterView:
         client: Any,
         local: int | None,
         local_options: dict[str, Any],
+        connect_timeout: float = 10.0,
     ) -> None:
         self._address = address
+        self._connect_timeout = connect_timeout
         self._given = client  # a client of the caller's: only its address is used
         self._local = local
         self._local_options = local_options
@@ -89,6 +95,7 @@ class ClusterView:
         self.dying: set[str] = set()  # killed by us, not gone from the scheduler's list yet
         self.changed = asyncio.Event()  # set on each change of self.workers (then cleared)
         self.error: BaseException | None = None  # why the cluster cannot be reached
+        self.on_lost: Callable[[BaseException], None] | None = None  # the pool's, if set
         self._connected: asyncio.Future[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._closing = False
@@ -125,7 +132,10 @@ class ClusterView:
             self._cluster = await to_thread(distributed.LocalCluster, **options)
             self._address = self._cluster.scheduler_address
         self.client = await distributed.Client(  # type: ignore[no-untyped-call]
-            self._address, asynchronous=True, set_as_default=False
+            self._address,
+            asynchronous=True,
+            set_as_default=False,
+            timeout=self._connect_timeout,
         )
         await self._refresh()
         self._watch = asyncio.ensure_future(self._watching())
@@ -152,19 +162,29 @@ class ClusterView:
         failures = 0
         while not self._closing:
             await asyncio.sleep(WATCH_INTERVAL)
+            # A client that lost the scheduler has had its futures cancelled by
+            # Dask already ("scheduler-connection-lost"): a few looks, then break.
+            if self.client.status != "running":
+                failures += 1
+                if failures >= _LOOKS:
+                    self.lost(ConnectionError(f"lost the connection to {self._address}"))
+                    return
+                continue
             try:
-                await asyncio.wait_for(self._refresh(), 10)
+                await asyncio.wait_for(self._refresh(), 2)
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the scheduler is unreachable
                 failures += 1
-                if failures >= 3 or self.client.status in ("closed", "closing"):
+                if failures >= _LOOKS:
                     self.lost(exc)
                     return
 
     def lost(self, exc: BaseException) -> None:
         self.error = exc
+        if self.on_lost is not None:
+            self.on_lost(exc)  # the pool breaks first: its calls fail with BrokenPoolError
         for worker in list(self.claimed.values()):
             worker.gone()
         self.changed.set()
@@ -251,6 +271,8 @@ class DaskWorker(WorkerBase):
         self.address: str | None = None
         self._futures: dict[int, Any] = {}  # task id -> its Dask future
         self._early: list[Any] = []  # tasks given before it had a cluster worker
+        self._host: str | None = None
+        self._pid: int | None = None
         self._waits: set[asyncio.Task[None]] = set()
         self.ended = asyncio.Event()  # it left the cluster, or we let it go
         self._restarted = False
@@ -262,6 +284,9 @@ class DaskWorker(WorkerBase):
         try:
             await self._view.connected()
             self.address = await self._view.claim(self)
+            record = self._view.workers.get(self.address, {})
+            self._host = record.get("host")  # kept: the record goes with the worker
+            self._pid = self._view.pids.get(self.address)
         except BaseException:
             self.ended.set()
             raise
@@ -278,14 +303,11 @@ class DaskWorker(WorkerBase):
 
     @property
     def pid(self) -> int | None:
-        return None if self.address is None else self._view.pids.get(self.address)
+        return self._pid
 
     @property
     def host(self) -> str | None:
-        if self.address is None:
-            return None
-        record = self._view.workers.get(self.address)
-        return None if record is None else record.get("host")
+        return self._host
 
     @property
     def threads(self) -> int | None:
@@ -320,8 +342,10 @@ class DaskWorker(WorkerBase):
     async def _answer(self, ident: int, future: Any) -> None:
         try:
             elapsed, outcome = await future
-        except asyncio.CancelledError:
-            return  # withdrawn or killed: said elsewhere
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            # Withdrawn or killed by us, or Dask lost the scheduler: the
+            # pool says what became of it (SKIPPED, a kill, a broken pool).
+            return
         except Exception as exc:  # noqa: BLE001 - Dask could not run it (not the task's own error)
             if self._futures.pop(ident, None) is None or self.ended.is_set():
                 return  # its worker's end decides
