@@ -6,6 +6,7 @@ import argparse
 
 from benchmarks import (
     bench_backends,
+    bench_dask,
     bench_ipc,
     bench_managers,
     bench_map,
@@ -23,6 +24,7 @@ BENCHMARKS = {
     "pool": bench_pool.run,
     "managers": bench_managers.run,
     "backends": bench_backends.run,
+    "dask": bench_dask.run,
 }
 
 

@@ -252,6 +252,9 @@ class Commands:
             raise TypeError(f"{row.name} is a thread: a thread cannot be killed; cancel its task")
         if row.pid is None or row.state == "dead":
             raise LookupError(f"{row.name} is not running")
+        if row.address is not None:
+            print(_views.restart_cluster_worker(row))
+            return
         os.kill(row.pid, signum)
         print(f"sent {signum.name} to {row.name} (pid {row.pid})")
 

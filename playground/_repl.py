@@ -261,6 +261,11 @@ class Repl:
                 return f"{row.name} is a thread: cancel its task instead"
             if row.pid is None or row.state == "dead":
                 return f"{row.name} is not running"
+            if row.address is not None:  # a cluster worker: restarted through its pool
+                try:
+                    return _views.restart_cluster_worker(row)
+                except LookupError as exc:
+                    return str(exc)
             try:
                 os.kill(row.pid, signal.SIGKILL)
             except ProcessLookupError:

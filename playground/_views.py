@@ -76,7 +76,7 @@ class Row:
     """One line of ps/top: a pool worker or a toolkit.Process."""
 
     name: str
-    kind: str  # "process", "thread" (pool workers) or "Process" (a toolkit.Process)
+    kind: str  # "process", "thread", "dask" (pool workers) or "Process" (a toolkit.Process)
     owner: str  # the pool's name, "" for a Process
     pid: int | None
     tid: int | None
@@ -88,6 +88,7 @@ class Row:
     done: int | None
     failed: int | None
     exit_reason: str | None
+    address: str | None = None  # a cluster worker's (kind "dask"): not a pid of this machine
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +111,10 @@ def _task_text(worker: WorkerInfo) -> str:
 
 def worker_row(worker: WorkerInfo, owner: str) -> Row:
     """A pool worker as a table row."""
+    address = getattr(worker, "address", None)
     return Row(
         name=worker.name,
-        kind=worker.kind,
+        kind="dask" if address is not None else worker.kind,
         owner=owner,
         pid=worker.pid,
         tid=worker.tid,
@@ -124,6 +126,7 @@ def worker_row(worker: WorkerInfo, owner: str) -> Row:
         done=worker.tasks_done,
         failed=worker.failures,
         exit_reason=worker.exit_reason,
+        address=address,
     )
 
 
@@ -147,6 +150,18 @@ def process_row(
         failed=None,
         exit_reason=exit_description(process.exitcode),
     )
+
+
+def restart_cluster_worker(row: Row) -> str:
+    """Kill a cluster worker's process through its pool (its nanny restarts it): its pid
+    belongs to another machine, maybe, so it is never signalled from here."""
+    from toolkit._core._registry import live
+
+    for pool in live():
+        if getattr(pool, "name", None) == row.owner and hasattr(pool, "restart_worker"):
+            pool.restart_worker(row.name)
+            return f"restarting {row.name} ({row.address})"
+    raise LookupError(f"the pool of {row.name} is gone")
 
 
 def rows(
@@ -177,13 +192,14 @@ def sort_rows(items: Iterable[Row], key: SortKey) -> list[Row]:
 
 
 def filter_rows(items: Iterable[Row], text: str) -> list[Row]:
-    """Rows whose name, pool, kind, state, pid or task contain text (case-insensitive)."""
+    """Rows whose name, pool, kind, state, pid, address or task contain text (case-insensitive)."""
     needle = text.lower()
     return [
         r
         for r in items
         if not needle
-        or needle in " ".join((r.name, r.owner, r.kind, r.state, str(r.pid), r.task)).lower()
+        or needle
+        in " ".join((r.name, r.owner, r.kind, r.state, str(r.pid), r.address or "", r.task)).lower()
     ]
 
 

@@ -37,6 +37,7 @@ def _gone(pid: int) -> bool:
     except psutil.NoSuchProcess:
         return True
 
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -221,9 +222,7 @@ async def test_dask_pool_worker_killed_mid_task_is_a_named_error(
         assert pool.stats().worker_deaths >= 1
 
 
-async def test_dask_pool_cancel_stops_the_running_task(
-    cluster: CliCluster, tmp_path: Path
-) -> None:
+async def test_dask_pool_cancel_stops_the_running_task(cluster: CliCluster, tmp_path: Path) -> None:
     async with toolkit.DaskPool(cluster.address) as pool:
         await _settled(pool)
         started = tmp_path / "started"
@@ -317,3 +316,30 @@ async def test_dask_pool_local_cluster_starts_and_stops_with_the_pool() -> None:
         await asyncio.wait_for(
             asyncio.open_connection(*address.removeprefix("tcp://").rsplit(":", 1)), 5
         )
+
+
+async def test_dask_pool_console_restarts_a_cluster_worker_never_signals_its_pid(
+    cluster: CliCluster, tmp_path: Path
+) -> None:
+    from playground import _views
+
+    async with toolkit.DaskPool(cluster.address, name="console") as pool:
+        await _settled(pool)
+        started = tmp_path / "started"
+        doomed = pool.apply(_helpers.mark_then_sleep, (str(started), 60))
+        assert await toolkit.to_thread(_helpers.wait_for_file, str(started))
+        pid = int(started.read_text())
+        snapshot = toolkit.inspect.snapshot()
+        row = next(r for r in _views.rows(snapshot) if r.owner == "console" and r.pid == pid)
+        assert row.kind == "dask"
+        assert row.address is not None
+        # From another thread, as the playground's top does: through the pool.
+        said = await toolkit.to_thread(_views.restart_cluster_worker, row)
+        assert row.name in said
+        with pytest.raises(toolkit.WorkerDiedError):
+            await asyncio.wait_for(doomed, 30)
+        await wait_until(lambda: _gone(pid), timeout=30, message="the worker process is killed")
+        with pytest.raises(LookupError, match="no live worker"):
+            pool.restart_worker("console-999")
+        await _settled(pool)
+        assert await pool.apply(_helpers.square, (6,)) == 36

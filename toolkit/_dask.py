@@ -58,6 +58,10 @@ class DaskPool(_PoolBase):
 
     _kind: Literal["process", "thread"] = "process"
     _serialize = True
+    # A Dask task costs ~10 ms of latency and a few ms of CPU across the
+    # cluster's processes: a map's adaptive chunks aim at 0.25 s of work each
+    # (a local pool's aim at 20 ms), still several per worker.
+    _chunk_target = 0.25
 
     def __init__(
         self,
@@ -145,6 +149,33 @@ class DaskPool(_PoolBase):
             if self._broken is None:
                 self._break(exc, "cannot reach the Dask cluster:")
         self._on_exit(worker)
+
+    def restart_worker(self, name: str) -> None:
+        """Kill the process of the cluster worker behind pool worker ``name``, as a
+        timeout does: its nanny starts a fresh one, and the task it was running
+        fails with ``WorkerDiedError``. Callable from any thread (a console's).
+
+        Raises:
+            LookupError: no live worker of this pool has that name.
+        """
+        if not any(w.name == name and w.state != "dead" for w in list(self._workers)):
+            raise LookupError(f"{self!r} has no live worker {name!r}")
+        loop = self._loop
+        assert loop is not None
+
+        def restart() -> None:
+            for worker in list(self._workers):
+                if worker.name == name:
+                    self._kill(worker, "killed: restarted from the console")
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            restart()
+        else:
+            loop.call_soon_threadsafe(restart)
 
     @staticmethod
     def _update_capacity(worker: _Worker) -> None:

@@ -284,7 +284,10 @@ class _MapState(Generic[R]):
     def _sizer(self, workers: int) -> ChunkSizer:
         if self._chunksize is not None or not self._executor._serialize:
             return ChunkSizer(self._chunksize or 1)
-        return ChunkSizer(length=self.total, workers=workers)
+        # Seconds of work per chunk: an engine whose tasks cost milliseconds
+        # each (Dask) asks for larger chunks than a local pipe does.
+        target = getattr(self._executor, "_chunk_target", 0.02)
+        return ChunkSizer(length=self.total, workers=workers, target=target)
 
     async def run(self) -> AsyncIterator[R]:
         executor = self._executor

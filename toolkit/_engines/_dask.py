@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -126,6 +127,8 @@ class ClusterView:
                 "processes": True,
                 "host": "127.0.0.1",
                 "dashboard_address": "127.0.0.1:0",
+                # Restarts after a timeout are the pool's doing, not news.
+                "silence_logs": logging.ERROR,
                 **self._local_options,
             }
             # Synchronous: it runs in a thread of its own, never on our loop.
