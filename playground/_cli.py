@@ -1,4 +1,5 @@
-"""Command line: ``python -m playground [--uvloop] [--history FILE] [-c CODE | SCRIPT [ARGS...]]``.
+"""Command line: ``python -m playground [--uvloop] [--history FILE] [--dask ADDRESS]
+[-c CODE | SCRIPT [ARGS...]]``.
 
 With a terminal and no code it opens the REPL; ``-c``, a script, or a
 standard input that is not a terminal run the same namespace (commands,
@@ -41,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         help="input history file (default: $TOOLKIT_PLAYGROUND_HISTORY or"
         " $XDG_STATE_HOME/toolkit-playground/history)",
     )
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="connect to a Dask scheduler (tcp://host:8786): `dask` is a pool on its"
+        " workers, listed by ps() and top()",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "-c", dest="code", metavar="CODE", help="run CODE (top-level await allowed) and exit"
@@ -62,7 +70,18 @@ def default_history() -> Path:
     return Path(state) / "toolkit-playground" / "history"
 
 
-def run_source(source: str, filename: str, *, uvloop: bool = False) -> int:
+def connect_dask(namespace: Namespace, loop: asyncio.AbstractEventLoop, address: str) -> None:
+    """``--dask ADDRESS``: ``cluster``, a pool on that scheduler's workers, made on the
+    session's loop (so that ps() and top() list its workers from the start)."""
+
+    async def connect() -> None:
+        namespace.globals["cluster"] = namespace.commands.dask(address, name="cluster")
+
+    loop.run_until_complete(connect())
+    print(f"cluster = dask({address!r}): a pool on the cluster's workers; see ps()")
+
+
+def run_source(source: str, filename: str, *, uvloop: bool = False, dask: str | None = None) -> int:
     """Run a whole program in the playground's namespace; return its exit status."""
     try:
         compiled = compile_statement(source)
@@ -74,6 +93,8 @@ def run_source(source: str, filename: str, *, uvloop: bool = False) -> int:
     namespace.globals["__file__"] = filename
     loop = new_loop(uvloop)
     engine = Engine(loop, namespace.globals)
+    if dask is not None:
+        connect_dask(namespace, loop, dask)
 
     async def program() -> int:
         try:
@@ -112,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     if options.code is not None:
         sys.argv = ["-c", *options.args]
-        return run_source(options.code, "<string>", uvloop=options.uvloop)
+        return run_source(options.code, "<string>", uvloop=options.uvloop, dask=options.dask)
     if options.script is not None:
         try:
             with open(options.script, encoding="utf-8") as file:
@@ -121,11 +142,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"playground: cannot open {options.script}: {exc.strerror}", file=sys.stderr)
             return 2
         sys.argv = [options.script, *options.args]
-        return run_source(source, options.script, uvloop=options.uvloop)
+        return run_source(source, options.script, uvloop=options.uvloop, dask=options.dask)
     if not sys.stdin.isatty():
         sys.argv = ["-"]
-        return run_source(sys.stdin.read(), "<stdin>", uvloop=options.uvloop)
+        return run_source(sys.stdin.read(), "<stdin>", uvloop=options.uvloop, dask=options.dask)
     history = options.history or default_history()
     # Windows: fds 1 and 2 are not how the console is written, and its pipes
     # cannot be selected: children print to the console directly, untagged.
-    return Repl(uvloop=options.uvloop, history=history, relay_fds=os.name != "nt").run()
+    repl = Repl(uvloop=options.uvloop, history=history, relay_fds=os.name != "nt")
+    if options.dask is not None:
+        connect_dask(repl.namespace, repl.loop, options.dask)
+    return repl.run()

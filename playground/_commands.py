@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-AnyPool = toolkit.Pool | toolkit.ThreadPool
+AnyPool = toolkit.Pool | toolkit.ThreadPool | toolkit.DaskPool
 
 
 def _print_snapshot(snap: toolkit.inspect.Snapshot) -> None:
@@ -46,7 +46,7 @@ def _print_snapshot(snap: toolkit.inspect.Snapshot) -> None:
 
 def is_pool(obj: object) -> TypeGuard[AnyPool]:
     """A toolkit pool (isinstance: no attribute of a user's object is touched)."""
-    return isinstance(obj, toolkit.Pool | toolkit.ThreadPool)
+    return isinstance(obj, toolkit.Pool | toolkit.ThreadPool | toolkit.DaskPool)
 
 
 class Registry:
@@ -122,6 +122,21 @@ class Commands:
     def threadpool(self, threads: int | None = None, **kwargs: Any) -> toolkit.ThreadPool:
         """Start a thread pool (toolkit.ThreadPool's arguments)."""
         pool = toolkit.ThreadPool(threads, **kwargs)
+        self.registry.add(pool)
+        return pool
+
+    def dask(
+        self, address: str | None = None, *, local: int | None = None, **kwargs: Any
+    ) -> toolkit.DaskPool:
+        """A pool on a Dask cluster: at a scheduler's address, or local=N workers here.
+
+        ps() and top() list its workers (kind "dask") beside local ones; kill
+        restarts one through its nanny.
+        """
+        if address is None and local is None:
+            local = 2
+        kwargs.setdefault("name", "dask")
+        pool = toolkit.DaskPool(address, local=local, **kwargs)
         self.registry.add(pool)
         return pool
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 COMMANDS = (
     "pool",
     "threadpool",
+    "dask",
     "process",
     "submit",
     "background",

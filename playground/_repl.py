@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 _VERSIONS = f"toolkit {toolkit.__version__} playground, Python {sys.version.split()[0]}"
 BANNER = f"""\
 {_VERSIONS} on {{loop}}. Top-level await works.
-Start:   pool(n) threadpool(n) process(fn, *a) submit(fn, *a) background(coro)
+Start:   pool(n) threadpool(n) dask(addr) process(fn, *a) submit(fn, *a) background(coro)
 Watch:   ps() top() tasks() info(worker) await attach(addr)   Recipes: recipes.show(), recipe(name)
 Control: cancel(task) terminate(worker) kill(worker) resize(pool, n)
 Ctrl-C cancels the running statement (twice: interrupts blocking code); Ctrl-D leaves."""

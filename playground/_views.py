@@ -155,13 +155,13 @@ def process_row(
 def restart_cluster_worker(row: Row) -> str:
     """Kill a cluster worker's process through its pool (its nanny restarts it): its pid
     belongs to another machine, maybe, so it is never signalled from here."""
-    from toolkit._core._registry import live
+    import toolkit.inspect
 
-    for pool in live():
-        if getattr(pool, "name", None) == row.owner and hasattr(pool, "restart_worker"):
-            pool.restart_worker(row.name)
-            return f"restarting {row.name} ({row.address})"
-    raise LookupError(f"the pool of {row.name} is gone")
+    pool = toolkit.inspect.find_pool(row.owner)
+    if pool is None or not hasattr(pool, "restart_worker"):
+        raise LookupError(f"the pool of {row.name} is gone")
+    pool.restart_worker(row.name)
+    return f"restarting {row.name} ({row.address})"
 
 
 def rows(

@@ -330,7 +330,11 @@ async def test_dask_pool_console_restarts_a_cluster_worker_never_signals_its_pid
         assert await toolkit.to_thread(_helpers.wait_for_file, str(started))
         pid = int(started.read_text())
         snapshot = toolkit.inspect.snapshot()
-        row = next(r for r in _views.rows(snapshot) if r.owner == "console" and r.pid == pid)
+        row = next(
+            r
+            for r in _views.rows(snapshot)
+            if r.owner == "console" and r.pid == pid and r.state != "dead"
+        )
         assert row.kind == "dask"
         assert row.address is not None
         # From another thread, as the playground's top does: through the pool.
@@ -343,3 +347,25 @@ async def test_dask_pool_console_restarts_a_cluster_worker_never_signals_its_pid
             pool.restart_worker("console-999")
         await _settled(pool)
         assert await pool.apply(_helpers.square, (6,)) == 36
+
+
+def test_playground_dask_option_lists_the_cluster_workers(cluster: CliCluster) -> None:
+    code = (
+        "from tests import _helpers\n"
+        "print('result', await cluster.apply(_helpers.square, (7,)))\n"
+        "ps()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "playground", "--dask", cluster.address, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "result 49" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("cluster-")]
+    assert len(rows) == 2, result.stdout
+    assert all(" dask " in row for row in rows), result.stdout

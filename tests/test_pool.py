@@ -985,3 +985,12 @@ async def test_pool_mixed_crashes_timeouts_and_cancels_leave_it_working(pool: to
     stats = pool.stats()
     assert stats.worker_deaths == kinds.count("crash")
     assert (stats.queued, stats.running) == (0, 0)
+
+
+async def test_inspect_find_pool_gives_the_pool_behind_a_snapshot_row() -> None:
+    async with toolkit.ThreadPool(1, name="findable") as pool:
+        assert await pool.apply(abs, (-2,)) == 2
+        rows = [p for p in toolkit.inspect.snapshot().pools if p.stats.name == "findable"]
+        assert rows
+        assert toolkit.inspect.find_pool("findable") is pool
+        assert toolkit.inspect.find_pool("no-such-pool") is None

@@ -3,7 +3,8 @@
 ``toolkit.inspect.snapshot()`` returns every live ``Pool``/``ThreadPool``
 (its ``PoolStats`` and one ``WorkerInfo`` per worker) and every started
 ``toolkit.Process``. ``pool.stats()`` and ``pool.workers`` give the same
-records for one pool. The playground's ``ps`` and ``top`` are drawn from here.
+records for one pool. The playground's ``ps`` and ``top`` are drawn from here;
+``find_pool(name)`` gives a console the pool behind a snapshot's rows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._core._inspection import (
     TaskInfo as TaskInfo,
     WorkerInfo as WorkerInfo,
     WorkerState as WorkerState,
+    find_pool as find_pool,
     snapshot as snapshot,
 )
 
@@ -27,5 +29,6 @@ __all__ = (
     "TaskInfo",
     "WorkerInfo",
     "WorkerState",
+    "find_pool",
     "snapshot",
 )

@@ -19,6 +19,7 @@ ALL: dict[str, str] = {
     "pool_map": "Pool.map/starmap: one function over many inputs",
     "pool_apply_async": "Pool.apply_async: submit now, collect results later",
     "pool_apply": "Pool.apply: one awaited call at a time",
+    "pool_dask": "Pool.map on a Dask cluster: the same code, a local cluster's workers",
     "queue_producer_consumer": "Queue: a writer process, the parent reads",
     "joinable_queue": "JoinableQueue: await until every item is marked done",
     "value_array": "Value/Array: shared memory updated by several processes",

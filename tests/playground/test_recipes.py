@@ -22,6 +22,7 @@ _EXPECTED = {
     "pool_map": "squares: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81, 100, 121]",
     "pool_apply_async": "All subprocesses done.",
     "pool_apply": "hello 3 from",
+    "pool_dask": "squares on the cluster: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81, 100, 121]",
     "queue_producer_consumer": "Get C from queue.",
     "joinable_queue": "every item is processed",
     "value_array": "counter: 20",

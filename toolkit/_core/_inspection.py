@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ._registry import function_name, live, register
 
@@ -25,6 +25,7 @@ __all__ = [
     "TaskInfo",
     "WorkerInfo",
     "WorkerState",
+    "find_pool",
     "function_name",
     "register",
     "snapshot",
@@ -173,6 +174,21 @@ class Snapshot:
     taken_at: float
     pools: tuple[PoolSnapshot, ...]
     processes: tuple[ProcessInfo, ...]
+
+
+def find_pool(name: str) -> Any:
+    """The live pool (``Pool``, ``ThreadPool``, ``DaskPool``) named name, or None.
+
+    For a console's control actions (restart a cluster worker, resize): a
+    snapshot names workers by their pool, this finds the pool. Any thread.
+    """
+    found = None
+    for obj in live():  # names may repeat: a running pool before one that has ended
+        if getattr(obj, "name", None) == name and hasattr(obj, "stats"):
+            if obj._snapshot() is not None:
+                return obj
+            found = found or obj
+    return found
 
 
 def snapshot() -> Snapshot:
