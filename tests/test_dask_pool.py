@@ -369,3 +369,16 @@ def test_playground_dask_option_lists_the_cluster_workers(cluster: CliCluster) -
     rows = [line for line in result.stdout.splitlines() if line.startswith("cluster-")]
     assert len(rows) == 2, result.stdout
     assert all(" dask " in row for row in rows), result.stdout
+
+
+async def test_dask_pool_terminate_leaves_idle_cluster_workers_alone(cluster: CliCluster) -> None:
+    pids = set(cluster.worker_pids().values())
+    pool = toolkit.DaskPool(cluster.address)
+    await _settled(pool)
+    assert await pool.apply(_helpers.square, (2,)) == 4
+    pool.terminate()
+    await asyncio.wait_for(pool.join(), 30)
+    assert set(cluster.worker_pids().values()) == pids  # a shared cluster: nobody restarted
+    async with toolkit.DaskPool(cluster.address) as other:
+        with pytest.raises(NotImplementedError, match="scale the cluster"):
+            other.resize(4)

@@ -150,6 +150,18 @@ class DaskPool(_PoolBase):
                 self._break(exc, "cannot reach the Dask cluster:")
         self._on_exit(worker)
 
+    def resize(self, size: int) -> None:
+        """Not for a cluster: the pool has one worker per cluster worker.
+
+        Raises:
+            NotImplementedError: always; scale the cluster instead
+                (``cluster.scale(n)``, or start more ``dask worker``).
+        """
+        raise NotImplementedError(
+            "a DaskPool has one worker per worker of the cluster: scale the cluster"
+            " (cluster.scale(n), or more `dask worker` processes) and the pool follows"
+        )
+
     def restart_worker(self, name: str) -> None:
         """Kill the process of the cluster worker behind pool worker ``name``, as a
         timeout does: its nanny starts a fresh one, and the task it was running

@@ -379,11 +379,15 @@ class DaskWorker(WorkerBase):
         self.ended.set()
 
     def kill(self) -> None:
-        """Stop its tasks for good: restart the cluster worker (through its nanny)."""
+        """Stop its tasks for good: restart the cluster worker (through its nanny).
+
+        Only if it has tasks of ours: an idle worker of a shared cluster is
+        let go, untouched (terminate() on a pool with idle workers).
+        """
         futures = list(self._futures.values())
         self._futures.clear()
         self._cancel(futures)
-        if self.address is not None:
+        if self.address is not None and futures:
             self._restarted = self._view.kill(self.address)
         self._release()
         self.ended.set()
