@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests._dask_helpers import stop_programs
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -114,15 +116,7 @@ class NetnsCluster:
         )  # fmt: skip
 
     def stop(self) -> None:
-        for process in (self.workers, self.scheduler):
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in (self.workers, self.scheduler):
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_programs(self.workers, self.scheduler)
         self._log.close()
 
 

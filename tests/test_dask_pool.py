@@ -9,7 +9,6 @@ nannies as in production. The scheduler's own death gets a cluster of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -25,6 +24,7 @@ import pytest
 
 import toolkit
 from tests import _helpers
+from tests._dask_helpers import stop_programs
 from tests._waiting import wait_until
 
 
@@ -81,15 +81,7 @@ class CliCluster:
         return {address: pid for address, pid in pids.items() if isinstance(pid, int)}
 
     def stop(self) -> None:
-        for process in (self.workers, self.scheduler):
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in (self.workers, self.scheduler):
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_programs(self.workers, self.scheduler)
 
 
 @pytest.fixture(scope="module")
