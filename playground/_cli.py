@@ -22,10 +22,23 @@ from playground._namespace import Namespace
 from playground._repl import Repl, new_loop
 
 
+def _prog() -> str:
+    """How the user started us: the console script's name, or ``python -m playground``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name.startswith("toolkit-playground") else "python -m playground"
+
+
 def _parser() -> argparse.ArgumentParser:
+    import toolkit
+
     parser = argparse.ArgumentParser(
-        prog="python -m playground",
+        prog=_prog(),
         description="A live Python REPL on a running event loop: spawn, watch, control workers.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"toolkit {toolkit.__version__} playground, Python {sys.version.split()[0]}",
     )
     loop = parser.add_mutually_exclusive_group()
     loop.add_argument(
@@ -49,15 +62,15 @@ def _parser() -> argparse.ArgumentParser:
         help="connect to a Dask scheduler (tcp://host:8786): `dask` is a pool on its"
         " workers, listed by ps() and top()",
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
+    # As python's own: after -c CODE, every other argument goes to sys.argv[1:].
+    parser.add_argument(
         "-c", dest="code", metavar="CODE", help="run CODE (top-level await allowed) and exit"
     )
-    source.add_argument(
+    parser.add_argument(
         "script", nargs="?", help="run a script file (top-level await allowed) and exit"
     )
     parser.add_argument(
-        "args", nargs=argparse.REMAINDER, help="arguments for the script (sys.argv[1:])"
+        "args", nargs=argparse.REMAINDER, help="arguments for the script or CODE (sys.argv[1:])"
     )
     return parser
 
@@ -128,11 +141,40 @@ def run_source(source: str, filename: str, *, uvloop: bool = False, dask: str | 
         asyncio.set_event_loop(None)
 
 
+_TAKES_VALUE = frozenset({"--history", "--dask"})
+
+
+def _split_code_args(argv: list[str]) -> tuple[list[str], list[str]] | None:
+    """(options up to -c CODE, CODE's arguments), if -c comes before any script."""
+    skip = False
+    for index, arg in enumerate(argv):
+        if skip:  # the value of the option before
+            skip = False
+            continue
+        if arg in _TAKES_VALUE:
+            skip = True
+            continue
+        if arg == "-c" and index + 1 < len(argv):
+            return argv[: index + 2], argv[index + 2 :]
+        if arg.startswith("-c") and len(arg) > 2:  # -cCODE
+            return argv[: index + 1], argv[index + 1 :]
+        if not arg.startswith("-"):
+            return None  # a script (or an option's value): argparse decides
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments and run the REPL, the code or the script; return the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    code_args = _split_code_args(argv)
+    if code_args is not None:
+        argv, rest = code_args
     options = _parser().parse_args(argv)
     if options.code is not None:
-        sys.argv = ["-c", *options.args]
+        # As python -c: every argument after CODE is the program's (sys.argv[1:]).
+        if code_args is None:  # cannot happen with -c parsed, but never drop an argument
+            rest = [] if options.script is None else [options.script, *options.args]
+        sys.argv = ["-c", *rest]
         return run_source(options.code, "<string>", uvloop=options.uvloop, dask=options.dask)
     if options.script is not None:
         try:

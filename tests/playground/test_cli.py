@@ -133,3 +133,25 @@ def test_cli_views_print_once_without_a_terminal() -> None:
     header, row = result.stdout.splitlines()
     assert header.split()[:4] == ["NAME", "KIND", "PID/TID", "STATE"]
     assert row.split()[:2] == ["solo-1", "thread"]
+
+
+def test_cli_c_passes_every_later_argument_to_the_code_as_python_does() -> None:
+    code = "import sys; print(sys.argv)"
+    result = _playground("--history", os.devnull, "-c", code, "a", "--flag", "-x")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['-c', 'a', '--flag', '-x']"
+
+
+def test_cli_version_and_help_name_the_program_as_it_was_started() -> None:
+    import toolkit
+
+    result = _playground("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"toolkit {toolkit.__version__} playground, Python ")
+    script = Path(sys.executable).with_name("toolkit-playground")
+    if script.exists():
+        helped = subprocess.run(
+            [str(script), "--help"], capture_output=True, text=True, timeout=60, env=_ENV
+        )
+        assert helped.stdout.startswith("usage: toolkit-playground "), helped.stdout
+    assert _playground("--help").stdout.startswith("usage: python -m playground ")
