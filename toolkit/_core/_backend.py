@@ -61,12 +61,19 @@ _ENV = "TOOLKIT_BACKEND"
 _HANDLES_ENV = "TOOLKIT_HANDLES"
 
 
+_handles: bool | None = None  # decided once per process: every Event.wait asks
+
+
 def uses_handles() -> bool:
     """Are pipes read through their connections' calls rather than as descriptors?
 
-    Windows always; elsewhere when ``TOOLKIT_HANDLES=1`` (the Windows path, for tests).
+    Windows always; elsewhere when ``TOOLKIT_HANDLES=1`` (the Windows path, for
+    tests), read at the first question: it must not change while objects live.
     """
-    return os.name == "nt" or os.environ.get(_HANDLES_ENV) == "1"
+    global _handles
+    if _handles is None:
+        _handles = os.name == "nt" or os.environ.get(_HANDLES_ENV) == "1"
+    return _handles
 
 
 _chosen: str | None = None
