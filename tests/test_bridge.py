@@ -368,3 +368,33 @@ async def test_watcher_many_waiters_need_no_thread() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_shared_wait_of_a_loop_closed_before_its_finish_counts_no_helper(loop_name: str) -> None:
+    # The helper posts its finish to a loop that is still open, and the loop
+    # closes before running it (asyncio.run ending): the helper's thread has
+    # returned, and the count of running helpers must say so, or every later
+    # look at the closed loop sees a helper that will never end.
+    from toolkit._core._bridge import helper_threads, shared_waits_for
+
+    go = threading.Event()
+    if loop_name == "uvloop":
+        if uvloop is None:
+            pytest.skip("uvloop is not installed")
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        waits = shared_waits_for(loop)
+
+        async def start() -> asyncio.Future[None]:
+            return waits.waiter("key", go.wait)
+
+        loop.run_until_complete(start())
+        assert waits.helpers() == 1
+        go.set()
+        assert helper_threads().wait_idle(WAIT)  # the finish is posted, not run
+    finally:
+        loop.close()
+    assert waits.helpers() == 0

@@ -199,12 +199,17 @@ _ATTEMPT_SLICE = 0.2
 
 
 class _SharedWait:
-    __slots__ = ("attempt", "futures", "running")
+    __slots__ = ("attempt", "futures", "in_thread", "running")
 
     def __init__(self, attempt: Callable[[float], bool]) -> None:
         self.attempt = attempt
         self.futures: list[asyncio.Future[None]] = []
+        # running: a helper was started and its _finish has not run on the loop
+        # yet (no second helper meanwhile). in_thread: its thread has not
+        # returned. They differ when the loop closes between the helper's
+        # post and _finish: running then stays set forever, in_thread does not.
         self.running = False
+        self.in_thread = False
 
     def live(self) -> bool:
         # A future of a loop that has closed waits for nobody (a test's loop,
@@ -220,8 +225,8 @@ class SharedWaits:
         self._entries: dict[Hashable, _SharedWait] = {}
 
     def helpers(self) -> int:
-        """How many helper waits are running (one per contended object)."""
-        return sum(entry.running for entry in self._entries.values())
+        """How many helper waits are running in a thread (one per contended object)."""
+        return sum(entry.in_thread for entry in list(self._entries.values()))
 
     async def wait(self, key: Hashable, attempt: Callable[[float], bool]) -> None:
         """Wait until attempt(timeout) says the object may be ready. Wakes spuriously.
@@ -257,6 +262,7 @@ class SharedWaits:
 
     def _start(self, key: Hashable, entry: _SharedWait) -> None:
         entry.running = True
+        entry.in_thread = True
         bridge = self._bridge
 
         def _helper() -> None:
@@ -266,6 +272,9 @@ class SharedWaits:
                     ready = entry.attempt(_ATTEMPT_SLICE)
             except BaseException:  # noqa: BLE001 - a broken object: wake waiters to see it themselves
                 ready = True
+            # Cleared before the post, never after: _finish may start the next
+            # helper (setting it again) before this thread gets to run on.
+            entry.in_thread = False
             loop = bridge.loop
             if loop is None or loop.is_closed():
                 entry.running = False  # nobody is left to run _finish: say it here
