@@ -715,17 +715,44 @@ class ThreadWorker(WorkerBase):
         tid = self.tid
         if tid is None or self.state == "dead":
             return None, None
-        try:
-            import psutil
-
-            for thread in psutil.Process().threads():
-                if thread.id == tid:
-                    used = thread.user_time + thread.system_time
-                    now = time.monotonic()
-                    seen, self._cpu_seen = self._cpu_seen, (now, used)
-                    if seen is None or now <= seen[0]:
-                        return 0.0, None
-                    return 100.0 * (used - seen[1]) / (now - seen[0]), None
-        except Exception:  # noqa: BLE001 - best effort
+        used = _thread_cpu_time(self.thread.ident, tid)
+        if used is None:
             return None, None
-        return None, None
+        now = time.monotonic()
+        seen, self._cpu_seen = self._cpu_seen, (now, used)
+        if seen is None or now <= seen[0]:
+            return 0.0, None
+        return 100.0 * (used - seen[1]) / (now - seen[0]), None
+
+
+# Per-thread CPU time, for ThreadWorker.usage: a snapshot asks once per worker,
+# so each answer must cost O(1). Where pthread_getcpuclockid exists (Linux,
+# the BSDs) the thread's own CPU clock answers directly; elsewhere (macOS,
+# Windows) psutil lists every thread of the process, and that list is read
+# once per _THREAD_TIMES_TTL and shared by all workers, not once per worker
+# (which made a snapshot of ThreadPool(400) take seconds).
+_THREAD_TIMES_TTL = 0.05
+_thread_times: tuple[float, dict[int, float]] = (-1.0, {})
+_thread_times_lock = threading.Lock()
+
+
+def _thread_cpu_time(ident: int | None, tid: int) -> float | None:
+    getclock = getattr(time, "pthread_getcpuclockid", None)
+    if getclock is not None and ident is not None:
+        try:
+            return time.clock_gettime(getclock(ident))
+        except (OSError, OverflowError):
+            return None  # the thread has ended
+    global _thread_times
+    with _thread_times_lock:
+        taken, times = _thread_times
+        now = time.monotonic()
+        if now - taken > _THREAD_TIMES_TTL:
+            try:
+                import psutil
+
+                times = {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+            except Exception:  # noqa: BLE001 - best effort: no psutil, or denied
+                times = {}
+            _thread_times = (now, times)
+    return times.get(tid)
