@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import psutil
 import pytest
@@ -57,7 +58,7 @@ async def test_a_snapshot_lists_the_process_threads_at_most_once(
     calls = 0
     listing = psutil.Process.threads
 
-    def counted(self: psutil.Process) -> list[object]:
+    def counted(self: psutil.Process) -> Any:
         nonlocal calls
         calls += 1
         return listing(self)
