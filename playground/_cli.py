@@ -97,7 +97,7 @@ def connect_dask(namespace: Namespace, loop: asyncio.AbstractEventLoop, address:
 def run_source(source: str, filename: str, *, uvloop: bool = False, dask: str | None = None) -> int:
     """Run a whole program in the playground's namespace; return its exit status."""
     try:
-        compiled = compile_statement(source)
+        compiled = compile_statement(source, filename)  # tracebacks name the script
     except (SyntaxError, ValueError) as exc:
         text = format_syntax_error(exc) if isinstance(exc, SyntaxError) else f"{exc!r}\n"
         sys.stderr.write(text)

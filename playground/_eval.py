@@ -51,15 +51,21 @@ class Compiled:
 _inputs = itertools.count(1)
 
 
-def compile_statement(source: str) -> Compiled:
+def compile_statement(source: str, filename: str | None = None) -> Compiled:
     """Compile one input (several statements allowed); the value of a final expression is kept.
+
+    filename is what tracebacks name: a script's path, ``<string>`` for -c
+    code (as python says); by default a fresh ``<playground-N>`` per input.
 
     Raises:
         SyntaxError: the input is not valid Python.
     """
-    filename = f"<playground-{next(_inputs)}>"
-    # Tracebacks show the typed lines, as they do for a file.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    if filename is None:
+        filename = f"<playground-{next(_inputs)}>"
+    if filename.startswith("<"):
+        # Tracebacks show the typed lines, as they do for a file (a real file is
+        # read by linecache itself, and must not be shadowed by this copy).
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     tree = ast.parse(source, filename, "exec")
     last_is_expression = bool(tree.body) and isinstance(tree.body[-1], ast.Expr)
     codes: list[types.CodeType] = []
