@@ -1,101 +1,25 @@
 """The playground in a real terminal: tmux on a private socket, keys in, the pane polled.
 
-These tests need tmux. CI installs it (.ci/run); a machine without it fails
-here instead of silently skipping the only test of the real terminal path
-(raw mode, SIGINT, the fd relay, resize polling).
+These tests need tmux (the fixture is in conftest.py). CI installs it
+(.ci/run); a machine without it fails here, saying how to install it, instead
+of silently skipping the only test of the real terminal path (raw mode,
+SIGINT, the fd relay, resize polling).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import shutil
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING
 
-import psutil
 import pytest
 
+from tests.playground.conftest import gone
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
+    from collections.abc import Callable
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class Tmux:
-    """One tmux server of our own (-S: its socket in the test's tmp_path), one window."""
-
-    def __init__(self, socket: Path) -> None:
-        self.socket = socket
-
-    def __call__(self, *args: str) -> str:
-        return subprocess.run(
-            ["tmux", "-S", str(self.socket), *args],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout
-
-    def keys(self, *keys: str) -> None:
-        self("send-keys", "-t", "pg", *keys)
-
-    def line(self, text: str) -> None:
-        self("send-keys", "-t", "pg", "-l", text)
-        self.keys("Enter")
-
-    def screen(self) -> list[str]:
-        return self("capture-pane", "-p", "-t", "pg").splitlines()
-
-    def wait_for(self, predicate: Callable[[list[str]], bool], timeout: float = 20) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.screen()
-            if predicate(lines):
-                return lines
-            if time.monotonic() > deadline:
-                shown = "\n".join(lines)
-                raise AssertionError(f"the pane never matched; it shows:\n{shown}")
-            time.sleep(0.05)
-
-    def wait_for_text(self, text: str, timeout: float = 20) -> list[str]:
-        return self.wait_for(lambda lines: any(text in line for line in lines), timeout)
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Callable[[list[str]], Tmux]]:
-    if sys.platform == "win32":
-        pytest.skip("tmux does not run on Windows")
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed: .ci/run installs it (apt-get install tmux)")
-    servers: list[Tmux] = []
-
-    def start(args: list[str]) -> Tmux:
-        server = Tmux(tmp_path / f"tmux-{len(servers)}.sock")
-        servers.append(server)
-        command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "playground", *args])
-        env = f"TOOLKIT_PLAYGROUND_HISTORY={shlex.quote(str(tmp_path / 'history'))}"
-        script = f"cd {shlex.quote(_ROOT)} && env {env} {command}; echo EXITED:$?; sleep 60"
-        server("new-session", "-d", "-s", "pg", "-x", "110", "-y", "32", script)
-        return server
-
-    yield start
-    for server in servers:
-        subprocess.run(["tmux", "-S", str(server.socket), "kill-server"], check=False, timeout=10)
-
-
-def _gone(pids: list[int]) -> bool:
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            pass
-    return True
+    from tests.playground.conftest import Tmux
 
 
 @pytest.mark.parametrize("loop", ["--no-uvloop", "--uvloop"])
@@ -141,7 +65,7 @@ def test_tmux_pool_top_kill_and_clean_exit(tmux: Callable[[list[str]], Tmux], lo
     t.keys("C-d")
     t.wait_for_text("EXITED:0")
     deadline = time.monotonic() + 10
-    while not _gone(pids):
+    while not gone(pids):
         assert time.monotonic() < deadline, f"processes left running: {pids}"
         time.sleep(0.05)
 
