@@ -166,6 +166,12 @@ class LineStream(io.TextIOBase):
         if rest:
             self._emit(tag, [rest])
 
+    def take_partial(self) -> str:
+        """Remove and return the caller's half line (the question a read from stdin answers)."""
+        tag = self._tag()
+        with self._lock:
+            return self._partial.pop(tag, "")
+
     def flush_all(self) -> None:
         """Send every writer's half line (a statement ended: its output is complete)."""
         with self._lock:

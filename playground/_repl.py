@@ -105,8 +105,8 @@ class Repl:
         self._ui_thread: threading.Thread | None = None
         self._ui_done = threading.Event()
         self._ui_loop: asyncio.AbstractEventLoop | None = None
+        # input(), pdb, help() and sys.stdin ask the UI thread for their lines (_input.py).
         self._inputs = InputBridge(self.terminal, self._flush_lines)
-        self.namespace.globals["input"] = self._inputs.ask
         self._lines = (
             LineStream(self.terminal, self._tag, 1),
             LineStream(self.terminal, self._tag, 2),
@@ -200,13 +200,19 @@ class Repl:
     async def _ui(self) -> None:
         with create_app_session(input=self._input, output=self._output):
             self._ui_loop = self._inputs.ui_loop = asyncio.get_running_loop()
-            self.terminal.attach(get_app_session().output)
+            self._inputs.ui_thread = threading.current_thread()
+            session = get_app_session()
+            self.terminal.attach(session.output)
+            # The UI's reader is made from the real stdin before sys.stdin is replaced.
+            session.input  # noqa: B018 - the property creates it
             saved = sys.stdout, sys.stderr
             sys.stdout, sys.stderr = self._lines
+            self._inputs.install(self._lines[0].take_partial)
             try:
                 await self._interact()
             finally:
                 await self._shutdown()
+                self._inputs.uninstall()
                 self.terminal.detach()
                 sys.stdout, sys.stderr = saved
 

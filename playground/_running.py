@@ -15,7 +15,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit.application import Application, get_app_session
-from prompt_toolkit.input.typeahead import store_typeahead
+from prompt_toolkit.input.typeahead import get_typeahead, store_typeahead
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
@@ -107,6 +107,9 @@ async def run_with_view(
         await app.run_async(pre_run=registered)
         inputs.stop_view = lambda: None
         if typeahead:
-            store_typeahead(app.input, typeahead)
+            # prompt-toolkit stored the keys the view had not processed when it
+            # closed (an Enter right behind "got"): they come after ours.
+            later = get_typeahead(app.input)
+            store_typeahead(app.input, typeahead + later)
             typeahead.clear()
     return await outcome
