@@ -1,7 +1,8 @@
 """The package's layers: imports point down only, and the worker side never loads asyncio.
 
     public      toolkit/__init__.py, __main__.py, inspect.py, monitor.py
-    facades     _executors.py, _map.py, _pool.py, _loop.py
+    monitor     _monitor/ (the monitor's server, client and metrics)
+    facades     _executors.py, _map.py, _pool.py, _dask.py, _loop.py
     managers    _managers/
     objects     _objects/
     engines     _engines/
@@ -22,7 +23,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "toolkit"
 
-LAYERS = ["_core", "_engines", "_objects", "_managers", "facades", "public"]
+LAYERS = ["_core", "_engines", "_objects", "_managers", "facades", "_monitor", "public"]
 FACADES = {"_executors", "_map", "_pool", "_dask", "_loop"}
 PUBLIC = {"__init__", "__main__", "inspect", "monitor"}
 

@@ -82,8 +82,7 @@ if TYPE_CHECKING:  # the names, for type checkers; at run time they load on firs
     )
     from ._pool import AsyncResult as AsyncResult, Pool as Pool, ThreadPool as ThreadPool
 
-__version__ = "0.1.0"
-
+from ._core._version import __version__ as __version__
 
 # Each public name -> the private module defining it. Importing ``toolkit``
 # loads none of them: a worker process importing ``toolkit._engines._worker``, or a

@@ -633,6 +633,8 @@ class _PoolBase(Scheduler):
             worker_deaths=c["worker_deaths"],
             workers_started=c["workers_started"],
             state=self._state,
+            durations=tuple(self._durations),
+            duration_sum=self._duration_sum,
         )
 
     def _worker_info(self, worker: _Worker) -> WorkerInfo:

@@ -4,11 +4,14 @@
 (its ``PoolStats`` and one ``WorkerInfo`` per worker) and every started
 ``toolkit.Process``. ``pool.stats()`` and ``pool.workers`` give the same
 records for one pool. The playground's ``ps`` and ``top`` are drawn from here;
-``find_pool(name)`` gives a console the pool behind a snapshot's rows.
+``find_pool(name)`` gives a console the pool behind a snapshot's rows, and
+``tasks()`` the running loop's asyncio tasks with what each awaits (a
+service's monitor sends both).
 """
 
 from __future__ import annotations
 
+from ._core._asynctasks import AsyncTaskInfo as AsyncTaskInfo, task_snapshot as tasks
 from ._core._inspection import (
     PoolSnapshot as PoolSnapshot,
     PoolStats as PoolStats,
@@ -20,8 +23,11 @@ from ._core._inspection import (
     find_pool as find_pool,
     snapshot as snapshot,
 )
+from ._core._registry import DURATION_BOUNDS as DURATION_BOUNDS
 
 __all__ = (
+    "DURATION_BOUNDS",
+    "AsyncTaskInfo",
     "PoolSnapshot",
     "PoolStats",
     "ProcessInfo",
@@ -31,4 +37,5 @@ __all__ = (
     "WorkerState",
     "find_pool",
     "snapshot",
+    "tasks",
 )

@@ -1,58 +1,68 @@
-"""A running service's pools and processes, seen from outside: a small read-only monitor server.
+"""A running service's pools, processes and tasks, seen from outside: its monitor.
 
-A service starts it inside its event loop::
+A service starts one inside its event loop::
 
-    async with toolkit.monitor.serve(("127.0.0.1", 0)) as server:
-        print("monitor on", server.address)
+    async with toolkit.monitor.serve() as monitor:
+        print("monitor on", monitor.address)
         await run_the_service()
 
-and anyone on the machine (the playground's ``attach``, a script, ``nc``)
-asks for snapshots::
+and a console on the same machine attaches to it (``toolkit-playground
+--attach PID``, ``await attach(pid)`` at the playground's prompt) or a
+script asks::
 
-    snapshot = await toolkit.monitor.fetch(server.address)
+    snapshot = await toolkit.monitor.fetch(pid_of_the_service)
 
-The protocol is one line per request, one JSON line per answer: send
-``snapshot`` and read ``toolkit.inspect.snapshot()`` as JSON. The server only
-reads: it cannot start, stop or kill anything. It listens on loopback (or a
-Unix socket path) unless an address says otherwise; a snapshot names the
-functions the service runs and short reprs of their arguments, so expose it
-no wider than those.
+Safe by default:
+
+- **Who may connect.** By default the monitor listens on a Unix socket,
+  mode 0600, in a directory only its owner can enter; both are removed when
+  it stops. TCP only when asked (``serve(("127.0.0.1", 0))``), and then only
+  with a token: random, 256 bits, compared in constant time before anything
+  else is read; it is passed by file (``token_file``, 0600) or environment
+  variable (``TOOLKIT_MONITOR_TOKEN``, ``TOOLKIT_MONITOR_TOKEN_FILE``), never
+  on a command line.
+- **What crosses the wire**: JSON only (never pickle), in frames with
+  explicit lengths, of any size.
+- **It cannot hurt the service**: it yields to the loop between requests,
+  takes at most ``rate`` requests a second from a client and
+  ``max_clients`` clients, and builds a snapshot in time linear in the
+  workers.
+- **Control is opt-in**: ``serve(control=True)`` lets a console cancel a
+  task, terminate or kill a worker and resize a pool, each action logged
+  on the ``toolkit.monitor`` logger. Without it the monitor is read-only.
+
+The wire format is in docs/monitor.md. For Prometheus, see
+``toolkit.monitor.metrics``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._core._inspection import (
-    PoolSnapshot,
-    PoolStats,
-    ProcessInfo,
-    Snapshot,
-    TaskInfo,
-    WorkerInfo,
-    snapshot as take_snapshot,
-)
+from ._monitor._client import MonitorClient, connect, fetch
+from ._monitor._protocol import Address, new_token, snapshot_from_plain
+from ._monitor._server import MonitorServer
 
 if TYPE_CHECKING:
-    from types import TracebackType
-    from typing import Self
+    import os
+
+    from ._core._inspection import Snapshot
+    from ._monitor._metrics import Collector
 
 __all__ = [
     "Address",
+    "MonitorClient",
     "MonitorServer",
+    "connect",
     "fetch",
     "from_json",
+    "metrics",
+    "new_token",
     "serve",
     "to_json",
 ]
-
-Address = tuple[str, int] | str
-
-_MAX_LINE = 1024  # a request is one short word
 
 
 def to_json(snapshot: Snapshot) -> str:
@@ -62,149 +72,50 @@ def to_json(snapshot: Snapshot) -> str:
 
 def from_json(text: str | bytes) -> Snapshot:
     """The snapshot a to_json line describes."""
-    data = json.loads(text)
-    pools = tuple(
-        PoolSnapshot(
-            PoolStats(**pool["stats"]),
-            tuple(
-                WorkerInfo(
-                    **{**w, "task": TaskInfo(**w["task"]) if w["task"] is not None else None}
-                )
-                for w in pool["workers"]
-            ),
-        )
-        for pool in data["pools"]
-    )
-    processes = tuple(ProcessInfo(**p) for p in data["processes"])
-    return Snapshot(data["taken_at"], pools, processes)
+    return snapshot_from_plain(json.loads(text))
 
 
-class MonitorServer:
-    """The monitor of this process, listening on ``address`` (see the module docstring)."""
-
-    def __init__(self, address: Address = ("127.0.0.1", 0)) -> None:
-        if isinstance(address, tuple):
-            if len(address) != 2 or not isinstance(address[0], str):
-                raise TypeError(f"address must be (host, port) or a Unix socket path: {address!r}")
-        elif not isinstance(address, str):
-            raise TypeError(f"address must be (host, port) or a Unix socket path: {address!r}")
-        self._requested = address
-        self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
-
-    @property
-    def address(self) -> Address:
-        """Where it listens (the real port once started, if 0 was asked for)."""
-        if self._server is None:
-            return self._requested
-        name = self._server.sockets[0].getsockname()
-        return name if isinstance(name, str) else (name[0], name[1])
-
-    async def start(self) -> None:
-        """Start listening (in the running loop)."""
-        if self._server is not None:
-            return
-        if isinstance(self._requested, str):
-            self._server = await asyncio.start_unix_server(self._accept, self._requested)
-        else:
-            host, port = self._requested
-            self._server = await asyncio.start_server(self._accept, host, port)
-
-    async def close(self) -> None:
-        """Stop listening and drop every client."""
-        if self._server is None:
-            return
-        self._server.close()
-        for client in list(self._clients):
-            client.cancel()
-        await asyncio.gather(*self._clients, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Each client is served by a task of our own, not by one asyncio's
-        # server makes from a coroutine callback: the done-callback asyncio puts
-        # on that one calls exception() on it, which a cancelled task raises
-        # (3.11, 3.12: logged as an error). Ours may end cancelled, as any task.
-        task = asyncio.ensure_future(self._serve(reader, writer))
-        self._clients.add(task)
-        task.add_done_callback(self._clients.discard)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Answer one client until it leaves.
-
-        Cancellation (``close()``, the loop ending): not caught; the writer is
-        closed on the way out and the task ends cancelled.
-        """
-        try:
-            while True:
-                try:
-                    line = await reader.readuntil(b"\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                    return
-                if len(line) > _MAX_LINE:
-                    return
-                request = line.strip().decode(errors="replace")
-                if request == "snapshot":
-                    answer = to_json(take_snapshot())
-                else:
-                    answer = json.dumps({"error": f"unknown request {request!r}; try 'snapshot'"})
-                writer.write(answer.encode() + b"\n")
-                await writer.drain()
-        except ConnectionError:
-            return  # the client left: its end, not an error
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-
-def serve(address: Address = ("127.0.0.1", 0)) -> MonitorServer:
-    """A monitor server for this process; ``async with`` it (or await its start()).
+def serve(
+    address: Address | None = None,
+    *,
+    token: str | None = None,
+    token_file: str | os.PathLike[str] | None = None,
+    control: bool = False,
+    max_clients: int = 8,
+    rate: float = 20.0,
+) -> MonitorServer:
+    """A monitor for this process; ``async with`` it (or await its start() and close()).
 
     Args:
-        address: (host, port) — loopback, a free port, by default — or a Unix socket path.
-    """
-    return MonitorServer(address)
-
-
-async def fetch(address: Address, *, timeout: float = 5.0) -> Snapshot:
-    """Ask the monitor at address for a snapshot.
+        address: None: a private Unix socket (on Windows: loopback TCP with a
+            token). A str: a Unix socket path. (host, port): TCP, with a token.
+        token, token_file: the secret a client must present (TCP: made and
+            written to ``server.token_file`` when neither is given nor set in
+            the environment).
+        control: let consoles cancel tasks, kill workers and resize pools.
+        max_clients: connections at once.
+        rate: requests a second per client.
 
     Raises:
-        OSError: nothing listens there.
-        TimeoutError: no answer within timeout seconds.
-        ValueError: the answer is not a snapshot.
+        TypeError, ValueError: a bad argument (at the call, before anything listens).
     """
-    async with asyncio.timeout(timeout):
-        if isinstance(address, str):
-            reader, writer = await asyncio.open_unix_connection(address)
-        else:
-            reader, writer = await asyncio.open_connection(*address)
-        try:
-            writer.write(b"snapshot\n")
-            await writer.drain()
-            line = await reader.readline()
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-    try:
-        data: Any = json.loads(line)
-        if "error" in data:
-            raise ValueError(data["error"])
-        return from_json(line)
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not a toolkit monitor at {address!r}: {line[:80]!r}") from exc
+    return MonitorServer(
+        address,
+        token=token,
+        token_file=token_file,
+        control=control,
+        max_clients=max_clients,
+        rate=rate,
+    )
+
+
+def metrics(registry: Any = None) -> Collector:
+    """Export the toolkit's figures to Prometheus (needs ``toolkit[metrics]``: prometheus_client).
+
+    Registers a collector on registry (prometheus_client's default
+    REGISTRY when None) and returns it; scrapes read the live pools then.
+    See docs/monitor.md for the metric names.
+    """
+    from ._monitor._metrics import register
+
+    return register(registry)

@@ -119,6 +119,11 @@ class PoolStats:
         workers_started: workers ever started (replacements included).
         state: ``"running"``, ``"closed"`` (no new tasks; finishing), ``"terminated"``
             or ``"broken"`` (an initializer failed).
+        durations: tasks that finished (completed or failed), by how long they
+            ran: one count per bound of ``toolkit.inspect.DURATION_BOUNDS``
+            (at most that many seconds, above the previous bound), then one
+            for longer. A map's chunk counts as its items, at its average.
+        duration_sum: the seconds those tasks ran, in all.
     """
 
     name: str
@@ -138,6 +143,8 @@ class PoolStats:
     worker_deaths: int
     workers_started: int
     state: Literal["running", "closed", "terminated", "broken"]
+    durations: tuple[int, ...] = ()
+    duration_sum: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

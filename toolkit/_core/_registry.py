@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ._inspection import PoolSnapshot, ProcessInfo
 
-__all__ = ["function_name", "live", "register", "unregister"]
+__all__ = ["DURATION_BOUNDS", "function_name", "live", "register", "unregister"]
+
+# How long tasks ran, counted per bucket by every pool: at most 5 ms, 10 ms,
+# ... 60 s, then longer (PoolStats.durations; Prometheus's histogram). Here,
+# not with the records: a pool counts from its first task.
+DURATION_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 def function_name(fn: object) -> str:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import collections
 import contextlib
 import itertools
@@ -52,7 +53,7 @@ from .._core._errors import (
     PoolClosedError,
     TaskTimeoutError,
 )
-from .._core._registry import function_name, register
+from .._core._registry import DURATION_BOUNDS, function_name, register
 from .._core._serialize import load_chunk_outcome, load_outcome
 from .._core._validate import check_positive_int, check_timeout
 from ._worker import CHUNK, INIT_FAILED, READY, RESULT, SKIPPED, TASK
@@ -219,6 +220,8 @@ class Scheduler(abc.ABC):
             ),
             0,
         )
+        self._durations = [0] * (len(DURATION_BOUNDS) + 1)
+        self._duration_sum = 0.0
         self._dispatch_handle: asyncio.Handle | None = None
         self._finished: asyncio.Event | None = None
         self._runners: set[asyncio.Task[None]] = set()
@@ -590,6 +593,8 @@ class Scheduler(abc.ABC):
         """
         outstanding = worker.outstanding
         per_task = worker.per_task
+        durations = self._durations
+        bisect_left = bisect.bisect_left
         done = completed = failed = 0
         for ident, body, elapsed in results:
             task = outstanding.pop(ident, None)
@@ -604,6 +609,9 @@ class Scheduler(abc.ABC):
             task.payload = None  # sent and answered: not kept alive by the caller's future
             if task.done():
                 continue  # cancelled or timed out meanwhile: the result is dropped
+            items = len(task.args) if task.kind == CHUNK else 1
+            durations[bisect_left(DURATION_BOUNDS, elapsed)] += items
+            self._duration_sum += elapsed * items
             if task.kind == TASK and type(body) is memoryview:
                 try:
                     task.set_result(load_outcome(cast("bytes", body)))
