@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import toolkit
 import toolkit.inspect
-from playground import recipes
+from playground import _views, recipes
 from playground._commands import Commands, Registry, is_pool
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class Namespace:
             "toolkit": toolkit,
             "recipes": recipes,
             "recipe": self.recipe,
+            "clear": self.clear,
             "exit": _Exit("exit"),
             "quit": _Exit("quit"),
         }
@@ -73,6 +74,12 @@ class Namespace:
         """Start a recipe (see recipes.ALL) as a background task; watch it with top()."""
         main = recipes.get(name)
         return self.commands.background(main(), name=f"recipe:{name}")
+
+    def clear(self) -> None:
+        """Stop listing finished workers and processes (exited or dead) in ps(), top() and
+        the toolbar; live ones stay."""
+        count = _views.clear_finished(_views.rows(toolkit.inspect.snapshot()))
+        print(f"cleared {count} finished row{'' if count == 1 else 's'}")
 
     async def shutdown(self) -> None:
         """Stop everything the session started: pools, processes, tasks, default executors.

@@ -58,7 +58,7 @@ BANNER = f"""\
 {_VERSIONS} on {{loop}}. Top-level await works.
 Start:   pool(n) threadpool(n) dask(addr) process(fn, *a) submit(fn, *a) background(coro)
 Watch:   ps() top() tasks() info(worker) await attach(addr)   Recipes: recipes.show(), recipe(name)
-Control: cancel(task) terminate(worker) kill(worker) resize(pool, n)
+Control: cancel(task) terminate(worker) kill(worker) resize(pool, n) clear()
 Ctrl-C cancels the running statement (twice: interrupts blocking code); Ctrl-D leaves."""
 
 
@@ -337,7 +337,7 @@ class Repl:
     def _arguments(self, command: str) -> Iterable[str]:
         """What completes inside command("...")."""
         if command in ("kill", "terminate", "info"):
-            return [r.name for r in self._rows if r.state != "dead"]
+            return [r.name for r in self._rows if r.state != "dead"]  # exited ones too
         if command == "resize":
             return [p.name for p in self.namespace.registry.pools()]
         if command == "recipe":

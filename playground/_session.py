@@ -38,6 +38,7 @@ STYLE = Style.from_dict(
         "top.header": "reverse bold",
         "top.busy": "#5fd75f",
         "top.dead": "#d75f5f",
+        "top.exited": "#808080",
         "top.selected": "reverse",
         "top.status": "bg:#222222 #aaaaaa",
         "top.alert": "bg:#af0000 #ffffff bold",

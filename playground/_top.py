@@ -3,7 +3,9 @@
 It runs in the UI thread and reads only snapshots, so it keeps refreshing
 while the engine loop is blocked. Keys: arrows select; s cycles the sort
 (c cpu, m memory, n name, p pid); / filters; Enter shows the details of the
-selected row; k kills it after a y/n confirmation; q or Esc leaves.
+selected row; k kills it after a y/n confirmation; x clears the rows that
+ended (exited or dead); q or Esc leaves. The highlight follows the selected
+worker (its identity, not its place) as sorting or a kill moves it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Top:
         self.filter = ""
         self.filtering = False
         self.selected = 0
+        # Who is selected: the highlight follows that row when sorting or a kill moves it.
+        self._selected_key: tuple[object, ...] | None = None
         self.detail = False
         self.confirm: Row | None = None
         self.message = ""
@@ -58,8 +62,27 @@ class Top:
             self._rows = self._sample()
             self._sampled = now
         shown = _views.filter_rows(_views.sort_rows(self._rows, self.sort), self.filter)
+        if self._selected_key is not None:
+            # The selected worker, wherever it is now; gone (cleared, filtered
+            # out): the row that took its place, a neighbour.
+            keys = [r.key for r in shown]
+            if self._selected_key in keys:
+                self.selected = keys.index(self._selected_key)
         self.selected = max(0, min(self.selected, len(shown) - 1))
+        self._selected_key = shown[self.selected].key if shown else None
         return shown
+
+    def move(self, delta: int) -> None:
+        """Select the row delta rows down (up when negative)."""
+        self.rows()
+        self.selected = max(0, self.selected + delta)
+        self._selected_key = None  # rows() takes the row at the new index
+
+    def clear_finished(self) -> None:
+        """Stop listing the rows that ended (exited or dead), here, in ps and the toolbar."""
+        count = _views.clear_finished(self._rows)
+        self.message = f"cleared {count} finished row{'' if count == 1 else 's'}"
+        self._sampled = 0.0
 
     def current(self) -> Row | None:
         shown = self.rows()
@@ -93,7 +116,7 @@ class Top:
             return [("class:top.alert", f" kill {self.confirm.name} (pid {pid})? y/n ")]
         if self.filtering:
             return [("class:top.status", " type to filter, Enter keeps it, Esc clears ")]
-        keys = " arrows select  s/c/m/n/p sort  / filter  Enter details  k kill  q quit "
+        keys = " arrows select  s/c/m/n/p sort  / filter  Enter details  k kill  x clear  q quit "
         return [("class:top.status", (f" {self.message} |" if self.message else "") + keys)]
 
     def application(self) -> Application[None]:
@@ -143,11 +166,11 @@ class Top:
 
         @bindings.add("up", filter=normal)
         def _up(event: KeyPressEvent) -> None:
-            self.selected = max(0, self.selected - 1)
+            self.move(-1)
 
         @bindings.add("down", filter=normal)
         def _down(event: KeyPressEvent) -> None:
-            self.selected += 1
+            self.move(1)
 
         @bindings.add("s", filter=normal)
         def _cycle(event: KeyPressEvent) -> None:
@@ -160,6 +183,10 @@ class Top:
                 self.sort = sort
 
             bindings.add(key, filter=normal)(_sort)
+
+        @bindings.add("x", filter=normal)
+        def _clear(event: KeyPressEvent) -> None:
+            self.clear_finished()
 
         @bindings.add("enter", filter=normal)
         def _toggle_detail(event: KeyPressEvent) -> None:

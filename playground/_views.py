@@ -1,7 +1,8 @@
 """Pure rendering: snapshots in, text out (the toolbar, the ps/top table, a worker's details).
 
 Nothing here reads a clock, a loop or a process: callers pass ``now`` and
-the records, so every view is tested with plain values.
+the records, so every view is tested with plain values. One piece of state:
+the rows the user cleared (``clear()``, ``x`` in top), hidden from every view.
 """
 
 from __future__ import annotations
@@ -89,6 +90,19 @@ class Row:
     failed: int | None
     exit_reason: str | None
     address: str | None = None  # a cluster worker's (kind "dask"): not a pid of this machine
+    # It ended as asked: exit code 0, or a pool worker told to leave. Its state
+    # stays "dead" (ended: nothing to signal) but it shows as "exited".
+    clean: bool = False
+
+    @property
+    def status(self) -> str:
+        """The state shown: "exited" for a clean end; "dead" is a crash, a signal, an error."""
+        return "exited" if self.state == "dead" and self.clean else self.state
+
+    @property
+    def key(self) -> tuple[str, str, str, int | None, int | None]:
+        """Who the row is, whatever its state or place in the table."""
+        return (self.kind, self.owner, self.name, self.pid, self.tid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +141,8 @@ def worker_row(worker: WorkerInfo, owner: str) -> Row:
         failed=worker.failures,
         exit_reason=worker.exit_reason,
         address=address,
+        # "stopped": it left when asked (close, maxtasksperchild, resize).
+        clean=worker.state == "dead" and (worker.exit_reason or "").startswith("stopped"),
     )
 
 
@@ -149,6 +165,7 @@ def process_row(
         done=None,
         failed=None,
         exit_reason=exit_description(process.exitcode),
+        clean=process.state == "exited" and process.exitcode == 0,
     )
 
 
@@ -164,16 +181,35 @@ def restart_cluster_worker(row: Row) -> str:
     return f"restarting {row.name} ({row.address})"
 
 
+# Finished rows the user cleared, by identity (Row.key): ps, top and the
+# toolbar stop listing them. A set (membership and update are atomic under
+# the GIL): cleared in the engine thread (clear()) or the UI's (top), read by both.
+_cleared: set[tuple[str, str, str, int | None, int | None]] = set()
+
+
+def clear_finished(items: Iterable[Row]) -> int:
+    """Hide the rows that have ended (exited or dead) from now on; return how many."""
+    finished = {r.key for r in items if r.state == "dead"} - _cleared
+    _cleared.update(finished)
+    return len(finished)
+
+
+def forget_cleared() -> None:
+    """Show cleared rows again (a new session, a test)."""
+    _cleared.clear()
+
+
 def rows(
     snapshot: Snapshot, usage: Mapping[int, tuple[float | None, int | None]] | None = None
 ) -> list[Row]:
-    """Every worker of every pool, then every toolkit.Process, in the snapshot."""
+    """Every worker of every pool, then every toolkit.Process, in the snapshot (but the
+    finished ones the user cleared)."""
     result = [worker_row(w, pool.stats.name) for pool in snapshot.pools for w in pool.workers]
     result.extend(process_row(p, usage) for p in snapshot.processes)
-    return result
+    return [r for r in result if r.key not in _cleared] if _cleared else result
 
 
-_STATE_ORDER = {"busy": 0, "starting": 1, "idle": 2, "stopping": 3, "dead": 4}
+_STATE_ORDER = {"busy": 0, "starting": 1, "idle": 2, "stopping": 3, "dead": 4, "exited": 5}
 
 
 def sort_rows(items: Iterable[Row], key: SortKey) -> list[Row]:
@@ -183,7 +219,7 @@ def sort_rows(items: Iterable[Row], key: SortKey) -> list[Row]:
     if key == "pid":
         return sorted(items, key=lambda r: (r.pid or 0, r.tid or 0))
     if key == "state":
-        return sorted(items, key=lambda r: (_STATE_ORDER.get(r.state, 9), r.name))
+        return sorted(items, key=lambda r: (_STATE_ORDER.get(r.status, 9), r.name))
     if key == "cpu":
         return sorted(items, key=lambda r: (-(r.cpu or 0.0), r.name))
     if key == "rss":
@@ -194,13 +230,11 @@ def sort_rows(items: Iterable[Row], key: SortKey) -> list[Row]:
 def filter_rows(items: Iterable[Row], text: str) -> list[Row]:
     """Rows whose name, pool, kind, state, pid, address or task contain text (case-insensitive)."""
     needle = text.lower()
-    return [
-        r
-        for r in items
-        if not needle
-        or needle
-        in " ".join((r.name, r.owner, r.kind, r.state, str(r.pid), r.address or "", r.task)).lower()
-    ]
+
+    def words(r: Row) -> str:
+        return " ".join((r.name, r.owner, r.kind, r.status, str(r.pid), r.address or "", r.task))
+
+    return [r for r in items if not needle or needle in words(r).lower()]
 
 
 _COLUMNS = (  # title, width (0: takes what is left)
@@ -219,13 +253,13 @@ _COLUMNS = (  # title, width (0: takes what is left)
 
 def _cells(row: Row, now: float) -> list[str]:
     ident = str(row.tid) if row.tid is not None else str(row.pid) if row.pid else "-"
-    task = row.task if row.state != "dead" else (row.exit_reason or "")
+    task = row.task if row.state != "dead" else (row.exit_reason or "")  # why it ended
     since = None if row.since is None else now - row.since
     return [
         row.name,
         row.kind,
         ident,
-        row.state,
+        row.status,
         task,
         format_duration(since),
         "-" if row.cpu is None else f"{row.cpu:.0f}",
@@ -260,7 +294,9 @@ def top_fragments(items: Sequence[Row], now: float, width: int, selected: int | 
     fragments: Fragments = [("class:top.header", lines[0].ljust(width) + "\n")]
     for index, (row, line) in enumerate(zip(items, lines[1:], strict=True)):
         style = "class:top.row"
-        if row.state == "dead":
+        if row.status == "exited":
+            style = "class:top.exited"
+        elif row.state == "dead":
             style = "class:top.dead"
         elif row.state == "busy":
             style = "class:top.busy"
@@ -278,7 +314,7 @@ def detail(row: Row, now: float) -> list[str]:
         f"kind:        {row.kind}" + (f" (pool {row.owner})" if row.owner else ""),
         f"pid:         {row.pid if row.pid is not None else '-'}",
         f"tid:         {row.tid if row.tid is not None else '-'}",
-        f"state:       {row.state} for {format_duration(since)}",
+        f"state:       {row.status} for {format_duration(since)}",
         f"task:        {row.task or '-'}",
         f"cpu:         {'-' if row.cpu is None else f'{row.cpu:.1f}%'}",
         f"rss:         {format_bytes(row.rss)}",
@@ -289,10 +325,11 @@ def detail(row: Row, now: float) -> list[str]:
 
 
 def worker_counts(items: Iterable[Row]) -> dict[str, int]:
-    """How many rows are in each state, in the order busy, idle, starting, stopping, dead."""
+    """How many rows are in each state shown, in the order busy, starting, idle, stopping,
+    dead, exited."""
     counts = dict.fromkeys(_STATE_ORDER, 0)
     for row in items:
-        counts[row.state] = counts.get(row.state, 0) + 1
+        counts[row.status] = counts.get(row.status, 0) + 1
     return {state: n for state, n in counts.items() if n}
 
 
