@@ -10,6 +10,7 @@ from benchmarks import (
     bench_ipc,
     bench_managers,
     bench_map,
+    bench_monitor,
     bench_pool,
     bench_to_process,
     bench_to_thread,
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "managers": bench_managers.run,
     "backends": bench_backends.run,
     "dask": bench_dask.run,
+    "monitor": bench_monitor.run,
 }
 
 
