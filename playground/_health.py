@@ -4,12 +4,18 @@ A heartbeat callback on the engine loop stamps the time every 0.1 s; the UI
 thread reads the stamp. When the loop is blocked the stamp stops moving, so
 the toolbar can say "blocked for 3.2 s" while the blocking code still runs
 (livekit/agents PR #7128, apache/airflow PR #54666 use the same probe).
+The thread that notices (the UI's) also says where: the loop thread's
+current frame, from ``sys._current_frames()``, and the task it runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
+import sys
+import sysconfig
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,7 +23,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 if TYPE_CHECKING:
-    import asyncio
+    import types
 
 _INTERVAL = 0.1
 _BLOCKED_AFTER = 0.5  # a gap this long is no scheduling jitter
@@ -29,6 +35,8 @@ class LoopState:
 
     lag: float  # how late the last heartbeat ran, in seconds
     blocked_for: float | None
+    # While blocked: where the loop's thread is, "fn (file:line)", and the task it runs.
+    blocked_in: str | None = None
 
 
 class Heartbeat:
@@ -40,6 +48,7 @@ class Heartbeat:
         self._due = self._last
         self._lag = 0.0
         self._handle: asyncio.TimerHandle | None = None
+        self._thread: int | None = None  # the loop's thread, learnt at the first beat
 
     def start(self) -> None:
         """Begin beating (from any thread)."""
@@ -53,6 +62,7 @@ class Heartbeat:
 
     def _beat(self) -> None:
         now = time.monotonic()
+        self._thread = threading.get_ident()
         self._lag = max(0.0, now - self._due)
         self._last = now
         self._due = now + _INTERVAL
@@ -62,8 +72,45 @@ class Heartbeat:
         """The loop's lag and, when the heartbeat stopped, how long it has been blocked."""
         gap = time.monotonic() - self._last
         if gap > _BLOCKED_AFTER:
-            return LoopState(self._lag, gap - _INTERVAL)
+            return LoopState(self._lag, gap - _INTERVAL, self._blocked_in())
         return LoopState(self._lag, None)
+
+    def _blocked_in(self) -> str | None:
+        """What the blocked loop's thread runs: its frame, then its task's name."""
+        if self._thread is None:
+            return None
+        frame = sys._current_frames().get(self._thread)
+        if frame is None:
+            return None
+        where = describe_frame(frame)
+        try:
+            task = asyncio.current_task(self._loop)
+        except RuntimeError:  # the loop has closed
+            task = None
+        return where if task is None else f"{where} task {task.get_name()}"
+
+
+# Frames in these directories are the machinery (asyncio, selectors, threading,
+# libraries): the blocking line worth naming is the last one outside them.
+_LIBRARY_DIRS = tuple(
+    {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+
+
+def describe_frame(frame: types.FrameType) -> str:
+    """'fn (file:line)' for the innermost frame of the user's code in frame's stack
+    (the innermost frame at all when every frame is the library's)."""
+    innermost = frame
+    walk: types.FrameType | None = frame
+    while walk is not None:
+        if not walk.f_code.co_filename.startswith(_LIBRARY_DIRS):
+            frame = walk
+            break
+        walk = walk.f_back
+    else:
+        frame = innermost
+    code = frame.f_code
+    return f"{code.co_qualname} ({os.path.basename(code.co_filename)}:{frame.f_lineno})"
 
 
 class ProcessUsage:

@@ -310,7 +310,8 @@ class Repl:
     def _loop_text(self) -> str:
         state = self.heartbeat.state()
         if state.blocked_for is not None:
-            return f"{self.loop_name} BLOCKED {state.blocked_for:.1f}s"
+            where = f" in {state.blocked_in}" if state.blocked_in else ""
+            return f"{self.loop_name} BLOCKED {state.blocked_for:.1f}s{where}"
         return f"{self.loop_name} lag {state.lag * 1000:.0f}ms"
 
     def _toolbar(self) -> _views.Fragments:
@@ -330,6 +331,7 @@ class Repl:
             cpu=cpu,
             rss=rss,
             progress=self._progress,
+            blocked_in=loop.blocked_in,
         )
         columns = get_app_session().output.get_size().columns
         return _views.toolbar(state, columns)

@@ -347,14 +347,19 @@ class ToolbarState:
     cpu: float
     rss: int
     progress: Sequence[Progress] = ()
+    blocked_in: str | None = None  # what blocks the loop: "fn (file:line) task name"
 
 
 def toolbar(state: ToolbarState, width: int = 100) -> Fragments:
     """The bottom toolbar: loop health, the running statement, workers, queue, CPU and memory."""
     fragments: Fragments = []
     if state.blocked_for is not None:
+        where = f"in {state.blocked_in} " if state.blocked_in else ""
         fragments.append(
-            ("class:toolbar.alert", f" {state.loop_name} BLOCKED {state.blocked_for:.1f}s ")
+            (
+                "class:toolbar.alert",
+                f" {state.loop_name} BLOCKED {state.blocked_for:.1f}s {where}",
+            )
         )
     else:
         fragments.append(
