@@ -1,5 +1,5 @@
 """Command line: ``python -m playground [--uvloop] [--history FILE] [--dask ADDRESS]
-[-c CODE | SCRIPT [ARGS...]]``.
+[-c CODE | SCRIPT [ARGS...] | --attach ADDRESS]``.
 
 With a terminal and no code it opens the REPL; ``-c``, a script, or a
 standard input that is not a terminal run the same namespace (commands,
@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="connect to a Dask scheduler (tcp://host:8786): `dask` is a pool on its"
         " workers, listed by ps() and top()",
+    )
+    parser.add_argument(
+        "--attach",
+        metavar="ADDRESS",
+        default=None,
+        help="watch a running service live through its toolkit.monitor: its pid, host:port or"
+        " socket path (a TCP monitor's token: $TOOLKIT_MONITOR_TOKEN_FILE, never an argument)",
     )
     # As python's own: after -c CODE, every other argument goes to sys.argv[1:].
     parser.add_argument(
@@ -141,7 +148,7 @@ def run_source(source: str, filename: str, *, uvloop: bool = False, dask: str | 
         asyncio.set_event_loop(None)
 
 
-_TAKES_VALUE = frozenset({"--history", "--dask"})
+_TAKES_VALUE = frozenset({"--history", "--dask", "--attach"})
 
 
 def _split_code_args(argv: list[str]) -> tuple[list[str], list[str]] | None:
@@ -170,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     if code_args is not None:
         argv, rest = code_args
     options = _parser().parse_args(argv)
+    if options.attach is not None:
+        from playground._attach import run_console
+
+        return run_console(options.attach, live=sys.stdin.isatty() and sys.stdout.isatty())
     if options.code is not None:
         # As python -c: every argument after CODE is the program's (sys.argv[1:]).
         if code_args is None:  # cannot happen with -c parsed, but never drop an argument

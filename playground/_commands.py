@@ -9,22 +9,22 @@ frame instead.
 from __future__ import annotations
 
 import asyncio
-import gc
-import inspect
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any, TypeGuard
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeGuard
 
 import toolkit
 import toolkit.inspect
 import toolkit.monitor
 from playground import _views
 from playground._output import TaggedTarget
+from toolkit._core import _asynctasks
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
+# What a command asks the UI to open once its statement ends: "top", or a
+# screen of its own (a coroutine function the UI thread runs: attach's).
+View = str | Callable[[], Awaitable[None]]
 
 AnyPool = toolkit.Pool | toolkit.ThreadPool | toolkit.DaskPool
 
@@ -64,47 +64,16 @@ class Registry:
         return [o for o in self.objects if is_pool(o)]
 
 
-def _awaited(awaitable: Any) -> Any:
-    """What awaitable is waiting on, or None.
-
-    ``await obj`` where obj.__await__ returns a coroutine's ``__await__()``
-    (toolkit's MapResult does) leaves a "coroutine_wrapper" in the chain,
-    which does not expose its coroutine as an attribute: gc.get_referents
-    finds it.
-    """
-    inner = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
-    if inner is None and type(awaitable).__name__ == "coroutine_wrapper":
-        inner = next((r for r in gc.get_referents(awaitable) if inspect.iscoroutine(r)), None)
-    return inner
-
-
-def await_chain(task: asyncio.Task[Any]) -> list[str]:
-    """What a task awaits, outermost first: 'fn (file:line)' per coroutine, then the leaf.
-
-    Task.get_stack() gives only the outer frame on 3.11: follow cr_await
-    instead (docs/playground.md, "How it works").
-    """
-    chain: list[str] = []
-    awaitable: Any = task.get_coro()
-    while awaitable is not None:
-        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
-        name = getattr(awaitable, "__qualname__", type(awaitable).__name__)
-        if frame is not None:
-            where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
-            chain.append(f"{name} ({where})")
-        elif isinstance(awaitable, asyncio.Future):
-            chain.append(repr(awaitable).strip("<>").split(" cb=")[0])
-        elif type(awaitable).__name__ != "coroutine_wrapper":
-            chain.append(name)
-        awaitable = _awaited(awaitable)
-    return chain
+# One reading of await chains for the session's tasks and a service's: toolkit's.
+_awaited = _asynctasks.awaited
+await_chain = _asynctasks.await_chain
 
 
 class Commands:
     """The namespace's commands, bound to one session's registry."""
 
     def __init__(
-        self, registry: Registry, request_view: Callable[[str], bool] | None = None
+        self, registry: Registry, request_view: Callable[[View], bool] | None = None
     ) -> None:
         self.registry = registry
         # Asks the UI to open a view after the statement; False when there is no UI.
@@ -175,25 +144,46 @@ class Commands:
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         print(f"{len(tasks)} other asyncio task(s): tasks() lists them")
 
-    async def attach(self, address: tuple[str, int] | str) -> toolkit.inspect.Snapshot:
-        """Print the pools and processes of a running service, fetched from its monitor.
+    async def attach(
+        self, address: int | str | tuple[str, int], *, token_file: str | None = None
+    ) -> None:
+        """Watch a running service live: its workers (top's keys) and its asyncio tasks (t).
 
-        The service runs ``toolkit.monitor.serve(address)`` in its loop;
-        address is its (host, port) or Unix socket path. Returns the snapshot.
+        The service runs ``toolkit.monitor.serve()`` in its loop. address is
+        its pid (the monitor is found by it), "host:port" or (host, port)
+        (then a token: token_file=, or TOOLKIT_MONITOR_TOKEN_FILE), or a Unix
+        socket path. Without a UI it prints what the screen would show, once.
         """
-        snap = await toolkit.monitor.fetch(address)
-        print(f"service at {address!r}:")
-        _print_snapshot(snap)
-        return snap
+        from playground import _attach
+
+        remote = await _attach.connect(address, token_file=token_file)
+
+        async def screen() -> None:  # in the UI thread, once the statement has ended
+            remote.loop.call_soon_threadsafe(remote.start)
+            try:
+                await _attach.AttachScreen(remote).application().run_async()
+            finally:
+                await asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(remote.stop(), remote.loop)
+                )
+
+        if self._request_view(screen):
+            return
+        try:
+            _attach.print_once(remote)
+        finally:
+            await remote.stop()
 
     def tasks(self) -> None:
-        """Print the asyncio tasks on the loop, each with its await chain."""
-        current = asyncio.current_task()
-        for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
-            marker = " (this statement)" if task is current else ""
-            print(f"{task.get_name()}{marker}:")
-            for depth, link in enumerate(await_chain(task)):
-                print(f"  {'  ' * depth}-> {link}")
+        """Print the asyncio tasks on the loop as a tree: which task waits for which, and
+        each one's await chain (as ``python -m asyncio pstree`` on Python 3.14)."""
+        from playground._attach import task_tree
+
+        current = id(asyncio.current_task())
+        records = toolkit.inspect.tasks()
+        print(f"{len(records)} asyncio task(s):")
+        for line, ident in task_tree(records):
+            print(line + (" (this statement)" if ident == current else ""))
 
     def info(self, target: Any) -> None:
         """Print everything known about a worker (name or pid) or a pool."""

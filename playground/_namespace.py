@@ -17,6 +17,8 @@ from playground._commands import Commands, Registry, is_pool
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from playground._commands import View
+
 COMMANDS = (
     "pool",
     "threadpool",
@@ -52,7 +54,7 @@ class _Exit:
 class Namespace:
     """The globals statements run in, and the registry of what they started."""
 
-    def __init__(self, request_view: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, request_view: Callable[[View], bool] | None = None) -> None:
         self.registry = Registry()
         self.commands = Commands(self.registry, request_view)
         self.globals: dict[str, Any] = {
@@ -103,6 +105,9 @@ class Namespace:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
         await toolkit.shutdown_default_executors()
+        # asyncio.to_thread's threads: waited for here, where leaving can say so and a
+        # Ctrl-C abandon the wait, rather than at the interpreter's exit, silently.
+        await asyncio.get_running_loop().shutdown_default_executor()
         # Anything else a statement started with multiprocessing itself.
         for child in multiprocessing.active_children():
             child.kill()

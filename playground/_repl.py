@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output
 
+    from playground._commands import View
+
 _VERSIONS = f"toolkit {toolkit.__version__} playground, Python {sys.version.split()[0]}"
 BANNER = f"""\
 {_VERSIONS} on {{loop}}. Top-level await works.
@@ -97,7 +99,7 @@ class Repl:
         self._input = input
         self._output = output
         self._relay_fds = relay_fds
-        self._views: list[str] = []
+        self._views: list[View] = []
         self._progress: list[_views.Progress] = []
         self._snapshot_at = 0.0
         self._rows: list[_views.Row] = []
@@ -181,7 +183,7 @@ class Repl:
         for stream in self._lines:
             stream.flush_all()
 
-    def _request_view(self, view: str) -> bool:
+    def _request_view(self, view: View) -> bool:
         self._views.append(view)
         return True
 
@@ -252,8 +254,11 @@ class Repl:
                 self.status = outcome.exit_status
                 return
             while self._views:
-                if self._views.pop(0) == "top":
+                view = self._views.pop(0)
+                if view == "top":
                     await self._top()
+                elif callable(view):  # a command's own screen (attach), run here, in the UI
+                    await view()
 
     async def _while_running(self, future: Any, text: str) -> Outcome:
         """Wait for the statement, showing the running view (_running.py)."""

@@ -42,7 +42,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ._monitor._client import MonitorClient, connect, fetch
-from ._monitor._protocol import Address, new_token, snapshot_from_plain
+from ._monitor._protocol import Address, new_token, parse_address, snapshot_from_plain
 from ._monitor._server import MonitorServer
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ __all__ = [
     "from_json",
     "metrics",
     "new_token",
+    "parse_address",
     "serve",
     "to_json",
 ]

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["AsyncTaskInfo", "await_chain", "task_snapshot"]
+__all__ = ["AsyncTaskInfo", "await_chain", "awaited", "task_snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class AsyncTaskInfo:
     awaits: tuple[int, ...]
 
 
-def _awaited(awaitable: Any) -> Any:
+def awaited(awaitable: Any) -> Any:
     """What awaitable is waiting on, or None.
 
     ``await obj`` where obj.__await__ returns a coroutine's ``__await__()``
@@ -77,7 +77,7 @@ def _chain(task: asyncio.Task[Any]) -> list[Any]:
     awaitable: Any = task.get_coro()
     while awaitable is not None and len(found) < 1000:  # a cycle would be a bug elsewhere
         found.append(awaitable)
-        awaitable = _awaited(awaitable)
+        awaitable = awaited(awaitable)
     return found
 
 
