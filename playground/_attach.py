@@ -7,9 +7,10 @@ command, loop, pools and workers, whether the console may act), then either
 its workers (``top``'s table and keys) or its asyncio tasks as a tree of
 which task waits for which, each with its await chain (as ``python -m
 asyncio pstree`` prints on Python 3.14). Keys: t or Tab switches the two;
-k kills the selected worker and, in the tasks view, c cancels the selected
-task, both only where the service enabled control (``serve(control=True)``),
-each after a y/n; q leaves. Without a terminal, the same is printed once.
+k kills the selected worker, + and - resize its pool by one and, in the
+tasks view, c cancels the selected task: only where the service enabled
+control (``serve(control=True)``), a kill or a cancel after a y/n; q leaves.
+Without a terminal, the same is printed once.
 
 The connection lives on the engine loop (a refresher task there fetches);
 the UI thread only reads the latest records, so a slow service never
@@ -214,7 +215,7 @@ class AttachScreen:
     def __init__(self, remote: Remote) -> None:
         self.remote = remote
         self.mode = "top"
-        self.top = Top(remote.rows, self._kill, header=lambda: "")
+        self.top = Top(remote.rows, self._kill, header=lambda: "t tasks  +/- resize")
         self.selected = 0  # in the task tree: the n-th task
         self.confirm: AsyncTaskInfo | None = None
         self.message = ""
@@ -225,6 +226,19 @@ class AttachScreen:
         if row.state == "dead":
             return f"{row.name} is not running"
         return self.remote.act("kill", worker=row.name)
+
+    def resize(self, step: int) -> str:
+        """Resize the selected worker's pool by step, through the monitor."""
+        row = self.top.current()
+        snapshot = self.remote.snapshot
+        if row is None or not row.owner or snapshot is None:
+            return "select a pool's worker to resize its pool"
+        sizes = {p.stats.name: p.stats.size for p in snapshot.pools}
+        if row.owner not in sizes:
+            return f"the pool {row.owner} is gone"
+        if sizes[row.owner] + step < 1:
+            return f"{row.owner} keeps at least one worker"
+        return self.remote.act("resize", pool=row.owner, size=sizes[row.owner] + step)
 
     def _banner(self) -> _views.Fragments:
         style = "class:top.alert" if self.remote.error is not None else "class:top.status"
@@ -312,6 +326,11 @@ class AttachScreen:
         @bindings.add("tab", filter=idle_top | normal)
         def _switch(event: KeyPressEvent) -> None:
             self.mode = "tasks" if self.mode == "top" else "top"
+
+        @bindings.add("+", filter=idle_top)
+        @bindings.add("-", filter=idle_top)
+        def _resize(event: KeyPressEvent) -> None:
+            self.top.message = self.resize(+1 if event.data == "+" else -1)
 
         @bindings.add("q", filter=normal)
         @bindings.add("escape", filter=normal, eager=True)

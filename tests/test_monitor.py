@@ -493,3 +493,24 @@ async def test_prometheus_scrapes_the_pools_figures_over_http() -> None:
         if line.startswith(f"toolkit_task_duration_seconds_count{{{labels}}}")
     ]
     assert float(count.split()[-1]) == 11  # 10 mapped items and the failure (not the timeout)
+
+
+async def test_where_asyncio_has_no_unix_sockets_the_default_is_tcp_with_a_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Windows' path, forced here: serve() listens on loopback TCP, makes a token
+    # in its private directory, and a console still finds both by the pid.
+    monkeypatch.setattr(_protocol, "unix_sockets_supported", lambda: False)
+    with pytest.raises(ValueError, match="Unix sockets are not served here"):
+        toolkit.monitor.serve("/tmp/x.sock")
+    async with toolkit.Pool(1, name="portable"), toolkit.monitor.serve() as server:
+        address = server.address
+        assert isinstance(address, tuple)
+        assert address[0] == "127.0.0.1"
+        assert server.token_file is not None
+        assert server.directory is not None
+        assert server.token_file.parent == server.directory
+        snap = await toolkit.monitor.fetch(os.getpid())
+        assert [p.stats.name for p in snap.pools] == ["portable"]
+        with pytest.raises(PermissionError, match="takes a token"):
+            await toolkit.monitor.fetch(address)

@@ -150,6 +150,9 @@ def test_tmux_attach_shows_workers_and_tasks_live_and_acts_with_control(
     t.wait_for_text("sent SIGKILL to svc-1")
     # The service's pool saw its worker die and started another.
     t.wait_for(lambda lines: any("svc-2" in ln for ln in lines))
+    t.keys("+")
+    t.wait_for_text("resized svc to 2")
+    t.wait_for(lambda lines: any("svc-3" in ln for ln in lines))
     t.keys("q")
     t.wait_for_text("EXITED:0")
 
@@ -166,6 +169,8 @@ def test_tmux_attach_read_only_from_the_prompt(
     t.wait_for_text("? y/n")
     t.keys("y")
     t.wait_for_text("read-only: this service's monitor was started without control=True")
+    t.keys("-")
+    t.wait_for_text("svc keeps at least one worker")
     t.keys("t")
     t.wait_for_text("(T) the-group")
     t.keys("q")
