@@ -205,4 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     repl = Repl(uvloop=options.uvloop, history=history, relay_fds=os.name != "nt")
     if options.dask is not None:
         connect_dask(repl.namespace, repl.loop, options.dask)
-    return repl.run()
+    status = repl.run()
+    if repl.abandoned:
+        # Ctrl-C abandoned threads that cannot be stopped (a to_thread call): the
+        # interpreter's exit would join them (concurrent.futures' atexit, non-daemon
+        # threads). The children are dead, the terminal restored: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

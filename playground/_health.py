@@ -11,7 +11,9 @@ current frame, from ``sys._current_frames()``, and the task it runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import reprlib
 import resource
 import sys
 import sysconfig
@@ -161,3 +163,71 @@ class ChildUsage:
         for pid in set(self._known) - set(pids):
             del self._known[pid]
         return result
+
+
+# -- what leaving waits for ------------------------------------------------------------------
+
+
+def _call_text(fn: object, args: tuple[object, ...]) -> str:
+    """'time.sleep(30)': a call as the user wrote it."""
+    # asyncio.to_thread runs functools.partial(context.run, fn, *args).
+    if isinstance(fn, functools.partial) and getattr(fn.func, "__name__", "") == "run":
+        inner: tuple[object, ...] = fn.args
+        if inner and callable(inner[0]):
+            fn, args = inner[0], (*inner[1:], *args)
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    shown = reprlib.Repr()
+    shown.maxstring = shown.maxother = 40
+    return f"{module + '.' if module else ''}{name}({', '.join(map(shown.repr, args))})"
+
+
+def _work_item(frame: types.FrameType | None) -> str | None:
+    """The call an executor thread runs (concurrent.futures' work item, toolkit's to_thread
+    call): found as ``self`` with ``fn`` and ``args`` in one of its frames."""
+    while frame is not None:
+        item = frame.f_locals.get("self") if frame.f_code.co_name in ("run", "__call__") else None
+        fn, args = getattr(item, "fn", None), getattr(item, "args", None)
+        if callable(fn) and isinstance(args, tuple):
+            return _call_text(fn, args)
+        frame = frame.f_back
+    return None
+
+
+def busy_threads(skip: set[int]) -> list[str]:
+    """The threads an exit waits for, 'thread NAME running CALL' or '... at fn (file:line)':
+    executor threads running a call, and other threads that are not daemons. Idle pool
+    threads, and the threads whose ident is in skip (the session's own), are left out."""
+    frames = sys._current_frames()
+    found: list[str] = []
+    for thread in threading.enumerate():
+        ident = thread.ident
+        if ident is None or ident in skip or thread is threading.main_thread():
+            continue
+        frame = frames.get(ident)
+        if frame is None:
+            continue
+        call = _work_item(frame)
+        if call is not None:
+            found.append(f"thread {thread.name} running {call}")
+        elif not thread.daemon and frame.f_code.co_name != "_worker":  # not an idle pool thread
+            found.append(f"thread {thread.name} at {describe_frame(frame)}")
+    return found
+
+
+def kill_children() -> list[str]:
+    """SIGKILL every descendant process of this one and reap them; say which they were."""
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+    killed: list[str] = []
+    for child in children:
+        try:
+            name = " ".join(child.cmdline()[:2]) or child.name()
+            child.kill()
+            killed.append(f"{child.pid} ({name})")
+        except psutil.Error:
+            pass  # gone already
+    psutil.wait_procs(children, timeout=3)
+    return killed

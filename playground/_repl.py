@@ -38,11 +38,11 @@ import toolkit.inspect
 from playground import _views
 from playground._commands import find_progress
 from playground._eval import Engine, Outcome, compile_statement, format_syntax_error
-from playground._health import ChildUsage, Heartbeat, ProcessUsage
+from playground._health import ChildUsage, Heartbeat, ProcessUsage, busy_threads, kill_children
 from playground._input import InputBridge
 from playground._namespace import Namespace
 from playground._output import FdRelay, LineStream, Terminal
-from playground._running import run_with_view
+from playground._running import run_with_view, wait_or_abandon
 from playground._session import make_history, make_session
 from playground._top import Top
 
@@ -95,6 +95,9 @@ class Repl:
         self.children = ChildUsage()
         self.terminal = Terminal()
         self.status = 0
+        # Ctrl-C abandoned the wait for what the session started, when leaving:
+        # threads that cannot be stopped still run (the command line then exits at once).
+        self.abandoned = False
         self._history = history
         self._input = input
         self._output = output
@@ -129,7 +132,7 @@ class Repl:
         asyncio.set_event_loop(self.loop)
         previous = None
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, self.engine.on_sigint)
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
         self.heartbeat.start()
         self.loop.call_soon_threadsafe(self._sample_progress)
         self._ui_thread = threading.Thread(target=self._ui_main, name="playground-ui")
@@ -139,7 +142,8 @@ class Repl:
                 try:
                     self.loop.run_forever()
                 except KeyboardInterrupt:
-                    continue  # a second Ctrl-C that landed outside the statement
+                    if not self._ui_done.is_set():
+                        continue  # a second Ctrl-C that landed outside the statement
                 if self._ui_done.is_set():
                     break
                 # A statement stopped the loop (loop.stop()): the session goes on.
@@ -155,6 +159,11 @@ class Repl:
             if relay is not None:
                 relay.close()
         return self.status
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.abandoned:  # leaving, and the loop is blocked: break out of it
+            raise KeyboardInterrupt
+        self.engine.on_sigint(signum, frame)
 
     def _sample_progress(self) -> None:
         running = self.engine.running
@@ -292,10 +301,42 @@ class Repl:
         if count:
             print_formatted_text("shutting down the session's workers...")
         future = asyncio.run_coroutine_threadsafe(self.namespace.shutdown(), self.loop)
+        waiting = asyncio.wrap_future(future)
         try:
-            await asyncio.wrap_future(future)
+            # Raw mode: a Ctrl-C is a key (abandon), never a SIGINT to the workers.
+            with get_app_session().input.raw_mode():
+                done, _ = await asyncio.wait([waiting], timeout=1.0)
+            if not done:
+                waited_for = self._waited_for()
+                if waited_for:
+                    print_formatted_text(f"waiting for {'; '.join(waited_for)} (Ctrl-C abandons)")
+                if await wait_or_abandon(waiting, self._waited_for, self._toolbar):
+                    self._abandon(future)
+                    return
+            await waiting
         except BaseException as exc:  # noqa: BLE001 - leaving anyway; say what went wrong
             _error(f"shutdown: {exc!r}")
+
+    def _waited_for(self) -> list[str]:
+        """What leaving waits for: live workers and processes, threads running a call."""
+        rows = [r for r in self._sample_rows() if r.state != "dead" and r.kind != "thread"]
+        found = [f"{r.name} (pid {r.pid})" for r in rows]
+        return found + busy_threads(skip={threading.get_ident()})
+
+    def _abandon(self, future: Any) -> None:
+        """Ctrl-C while leaving: stop waiting, kill every child process, leave threads be."""
+        self.abandoned = True
+        threads = busy_threads(skip={threading.get_ident()})
+        future.cancel()
+        killed = kill_children()
+        said = ["abandoned the wait"]
+        if killed:
+            said.append(f"killed {len(killed)} child process(es): {', '.join(killed)}")
+        if threads:
+            said.append(f"left running: {'; '.join(threads)}")
+        _error("; ".join(said))
+        if self.heartbeat.state().blocked_for is not None:
+            self.engine.interrupt()  # the loop is stuck in a statement's code: break it
 
     # -- what the UI shows -------------------------------------------------------------------
 

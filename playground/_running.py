@@ -113,3 +113,57 @@ async def run_with_view(
             store_typeahead(app.input, typeahead + later)
             typeahead.clear()
     return await outcome
+
+
+async def wait_or_abandon(
+    waiting: asyncio.Future[Any],
+    waited_for: Callable[[], list[str]],
+    toolbar: Callable[[], _views.Fragments],
+) -> bool:
+    """Leaving: wait for the session's shutdown, saying what it waits for; True when
+    Ctrl-C abandoned the wait (the caller kills what it can and leaves the rest)."""
+    bindings = KeyBindings()
+    abandoned = False
+
+    @bindings.add("c-c")
+    def _abandon(event: KeyPressEvent) -> None:
+        nonlocal abandoned
+        abandoned = True
+        event.app.exit()
+
+    @bindings.add("<any>")
+    def _ignore(event: KeyPressEvent) -> None:
+        pass  # no prompt will read them
+
+    def status() -> _views.Fragments:
+        items = waited_for()
+        what = "; ".join(items) if items else "the workers to stop"
+        return [("class:toolbar.alert", f" leaving: waiting for {what}  Ctrl-C abandons it ")]
+
+    app: Application[None] = Application(
+        layout=Layout(
+            HSplit(
+                [
+                    Window(FormattedTextControl(status), height=1, wrap_lines=True),
+                    Window(FormattedTextControl(toolbar), height=1, style="class:bottom-toolbar"),
+                ]
+            )
+        ),
+        key_bindings=bindings,
+        style=STYLE,
+        refresh_interval=0.5,
+        erase_when_done=True,
+        terminal_size_polling_interval=0.5,
+    )
+
+    def stop(_: object = None) -> None:
+        with contextlib.suppress(Exception):  # not running (yet, or any more)
+            app.exit()
+
+    def started() -> None:
+        if waiting.done():  # done while the view was starting
+            stop()
+
+    waiting.add_done_callback(stop)
+    await app.run_async(pre_run=started)
+    return abandoned

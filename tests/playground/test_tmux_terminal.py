@@ -3,7 +3,10 @@ leaving with work still running, top's selection, and what blocks the loop."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
+
+import psutil
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,3 +54,31 @@ def test_tmux_input_help_and_pdb_get_the_terminal(tmux: Callable[[list[str]], Tm
     _prompt(t)
     t.keys("C-d")
     t.wait_for_text("EXITED:0")
+
+
+def test_tmux_leaving_says_what_it_waits_for_and_ctrl_c_abandons_it(
+    tmux: Callable[[list[str]], Tmux],
+) -> None:
+    t = tmux([])
+    t.wait_for(lambda lines: lines[-1].strip().startswith("asyncio"))
+    t.line("import os, time, subprocess; print('pid', os.getpid())")
+    lines = t.wait_for(lambda lines: any(ln.startswith("pid ") for ln in lines))
+    session = psutil.Process(int(next(ln for ln in lines if ln.startswith("pid ")).split()[1]))
+    t.line("a = background(asyncio.to_thread(time.sleep, 30))")
+    t.line("b = background(toolkit.to_thread(subprocess.run, ['sleep', '31']))")
+    deadline = time.monotonic() + 10
+    while not (children := [c for c in session.children() if c.name() == "sleep"]):
+        assert time.monotonic() < deadline, "the sleep child never started"
+        time.sleep(0.05)
+    _prompt(t)
+    t.keys("C-d")
+    # Both calls are named, as the user wrote them.
+    named = ("running time.sleep(30)", "running subprocess.run(['sleep', '31'])")
+    t.wait_for(lambda lines: all(call in "".join(lines) for call in named))
+    t.wait_for_text("Ctrl-C abandons")
+    started = time.monotonic()
+    t.keys("C-c")
+    t.wait_for_text("EXITED:0", timeout=10)
+    assert time.monotonic() - started < 8  # not the 30 s the threads still sleep
+    t.wait_for_text("abandoned the wait")
+    assert psutil.wait_procs([session, *children], timeout=5)[1] == []  # nothing left behind
