@@ -116,7 +116,8 @@ class Repl:
             LineStream(self.terminal, self._tag, 1),
             LineStream(self.terminal, self._tag, 2),
         )
-        self.engine.after_statement = self._flush_lines
+        self.engine.after_statement = self._after_statement
+        self._sigint_handler: Any = None  # ours, once installed (main thread only)
 
     # -- engine thread ---------------------------------------------------------------------
 
@@ -132,7 +133,8 @@ class Repl:
         asyncio.set_event_loop(self.loop)
         previous = None
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._sigint_handler = self._on_sigint
+            previous = signal.signal(signal.SIGINT, self._sigint_handler)
         self.heartbeat.start()
         self.loop.call_soon_threadsafe(self._sample_progress)
         self._ui_thread = threading.Thread(target=self._ui_main, name="playground-ui")
@@ -159,6 +161,15 @@ class Repl:
             if relay is not None:
                 relay.close()
         return self.status
+
+    def _after_statement(self) -> None:
+        self._flush_lines()
+        # pdb's "c" takes SIGINT (to break in on Ctrl-C) until pdb is next entered:
+        # at the prompt, Ctrl-C must cancel the next statement again.
+        if self._sigint_handler is not None and signal.getsignal(signal.SIGINT) is not (
+            self._sigint_handler
+        ):
+            signal.signal(signal.SIGINT, self._sigint_handler)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.abandoned:  # leaving, and the loop is blocked: break out of it

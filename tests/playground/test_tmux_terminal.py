@@ -44,6 +44,11 @@ def test_tmux_input_help_and_pdb_get_the_terminal(tmux: Callable[[list[str]], Tm
     t.wait_for(lambda lines: "42" in lines)
     t.line("c")
     t.wait_for(lambda lines: "after 42" in lines)
+    # pdb's c took SIGINT for itself: Ctrl-C must cancel the next statement again.
+    t.line("await asyncio.sleep(30)")
+    t.wait_for_text("running await asyncio.sleep(30)")
+    t.keys("C-c")
+    t.wait_for_text("KeyboardInterrupt")
 
     # Reading sys.stdin itself: the half line printed before is the prompt.
     t.line("import sys; print('line:', end=' '); got = sys.stdin.readline()")
