@@ -20,7 +20,6 @@ import toolkit.inspect
 import toolkit.monitor
 from playground import _views
 from playground._output import TaggedTarget
-from toolkit._core import _asynctasks
 
 # What a command asks the UI to open once its statement ends: "top", or a
 # screen of its own (a coroutine function the UI thread runs: attach's).
@@ -65,8 +64,7 @@ class Registry:
 
 
 # One reading of await chains for the session's tasks and a service's: toolkit's.
-_awaited = _asynctasks.awaited
-await_chain = _asynctasks.await_chain
+await_chain = toolkit.inspect.await_chain
 
 
 class Commands:
@@ -271,13 +269,11 @@ def _fields(stats: object) -> dict[str, object]:
 def _awaited_objects(task: asyncio.Task[Any]) -> list[object]:
     """The awaitables in a task's chain and the locals of their frames."""
     found: list[object] = []
-    awaitable: Any = task.get_coro()
-    while awaitable is not None:
+    for awaitable in toolkit.inspect.awaitables(task):
         frame = getattr(awaitable, "cr_frame", None)
         if frame is not None:
             found.extend(frame.f_locals.values())
         found.append(awaitable)
-        awaitable = _awaited(awaitable)
     return found
 
 

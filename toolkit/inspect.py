@@ -11,7 +11,12 @@ service's monitor sends both).
 
 from __future__ import annotations
 
-from ._core._asynctasks import AsyncTaskInfo as AsyncTaskInfo, task_snapshot as tasks
+from ._core._asynctasks import (
+    AsyncTaskInfo as AsyncTaskInfo,
+    await_chain as await_chain,
+    awaitables as awaitables,
+    task_snapshot as tasks,
+)
 from ._core._inspection import (
     PoolSnapshot as PoolSnapshot,
     PoolStats as PoolStats,
@@ -35,6 +40,8 @@ __all__ = (
     "TaskInfo",
     "WorkerInfo",
     "WorkerState",
+    "await_chain",
+    "awaitables",
     "find_pool",
     "snapshot",
     "tasks",

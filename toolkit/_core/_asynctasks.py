@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["AsyncTaskInfo", "await_chain", "awaited", "task_snapshot"]
+__all__ = ["AsyncTaskInfo", "await_chain", "awaitables", "awaited", "task_snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +71,17 @@ def awaited(awaitable: Any) -> Any:
     return None
 
 
-def _chain(task: asyncio.Task[Any]) -> list[Any]:
-    """Every awaitable in a task's chain, outermost (its coroutine) first."""
+def awaitables(task: asyncio.Task[Any]) -> list[Any]:
+    """Every awaitable in a task's chain, outermost (its coroutine) first, down to the
+    future it sleeps on: coroutines, generators, futures, awaitable objects.
+
+    For a console that looks for something in what a task awaits (the
+    playground finds a map's progress there). Call it in the task's loop
+    thread, or while the task cannot run.
+
+    Raises:
+        Nothing of its own: a chain it cannot follow further ends early.
+    """
     found: list[Any] = []
     awaitable: Any = task.get_coro()
     while awaitable is not None and len(found) < 1000:  # a cycle would be a bug elsewhere
@@ -102,7 +111,7 @@ def await_chain(task: asyncio.Task[Any]) -> list[str]:
 
     Task.get_stack() gives only the outer frame on 3.11: this follows cr_await.
     """
-    return [text for text in map(_describe, _chain(task)) if text is not None]
+    return [text for text in map(_describe, awaitables(task)) if text is not None]
 
 
 def _waited_tasks(chain: list[Any]) -> list[asyncio.Task[Any]]:
@@ -139,7 +148,7 @@ def task_snapshot(loop: asyncio.AbstractEventLoop | None = None) -> tuple[AsyncT
     tasks = asyncio.all_tasks(loop) if loop is not None else asyncio.all_tasks()
     records = []
     for task in tasks:
-        chain = _chain(task)
+        chain = awaitables(task)
         coro = task.get_coro()
         records.append(
             AsyncTaskInfo(
