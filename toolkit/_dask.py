@@ -38,7 +38,9 @@ class DaskPool(_PoolBase):
         local: start a cluster of this many worker processes on this machine,
             bound to 127.0.0.1 only, for experiments; it stops with the pool.
         local_options: more ``distributed.LocalCluster`` keyword arguments.
-        name, timeout: as ``Pool``.
+        name: names the pool and its workers (``<name>-<n>``) in inspection.
+        timeout: the default per-task timeout of apply/apply_async/submit
+            (seconds, > 0), as ``Pool``'s.
         connect_timeout: seconds to reach the scheduler before every call
             fails with ``BrokenPoolError``.
 
@@ -54,6 +56,12 @@ class DaskPool(_PoolBase):
     that dies fails the task it was running with ``WorkerDiedError``
     naming its address and host; the scheduler gone breaks the pool
     (``BrokenPoolError``). There is no initializer or maxtasksperchild.
+
+    Raises:
+        TypeError: not exactly one of address, client or local; an address
+            that is not a str; a client that is not a ``distributed.Client``.
+        ValueError: local is not a number >= 1; a timeout <= 0.
+        ImportError: Dask distributed is not installed (``toolkit[dask]``).
     """
 
     _kind: Literal["process", "thread"] = "process"
@@ -207,7 +215,16 @@ class DaskPool(_PoolBase):
         return info
 
     async def join(self) -> None:
-        """As ``Pool.join``; then the pool's client closes (and its local cluster stops)."""
+        """As ``Pool.join``; then the pool's client closes (and its local cluster stops).
+
+        Raises:
+            ValueError: the pool is still running (call close() or terminate() first).
+            RuntimeError: the pool belongs to another event loop that is still running.
+
+        Cancellation:
+            The workers go on leaving; the client still closes (shielded: the
+            cancelled join waits for that, then raises ``CancelledError``).
+        """
         try:
             await super().join()
         finally:

@@ -150,26 +150,43 @@ class AsyncResult(Generic[T]):
         return self._future
 
     def ready(self) -> bool:
-        """Whether the task finished (result, exception or cancellation)."""
+        """Whether the task finished (result, exception or cancellation). It raises nothing."""
         return self._future.done()
 
     done = ready
 
     def successful(self) -> bool:
-        """Whether it finished without raising; ValueError if not ready (as the stdlib)."""
+        """Whether it finished without raising (a cancelled task did not).
+
+        Raises:
+            ValueError: the task has not finished yet (as the stdlib's).
+        """
         if not self._future.done():
             raise ValueError(f"{self!r} not ready")
         return not self._future.cancelled() and self._future.exception() is None
 
     def cancel(self) -> bool:
-        """Cancel the task: withdrawn if not started, its worker killed if running."""
+        """Cancel the task: withdrawn if not started, its worker killed if running.
+
+        A thread pool's running task is abandoned instead (its result
+        discarded, its thread replaced). Returns False if it had already
+        finished; a ``map_async`` handle cancels the whole map. It raises nothing.
+        """
         return self._future.cancel()
 
     def cancelled(self) -> bool:
+        """Whether the task was cancelled (by cancel(), terminate(), or an awaiter's cancellation).
+
+        It raises nothing.
+        """
         return self._future.cancelled()
 
     async def wait(self, timeout: float | None = None) -> None:
         """Wait until the task finishes or timeout seconds pass; never raises the task's error.
+
+        Raises:
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is negative or NaN.
 
         Cancellation:
             Safe: the task goes on.
@@ -208,6 +225,7 @@ class _PoolBase(Scheduler):
 
     @property
     def name(self) -> str:
+        """The pool's name (``name=``, or one made up): its workers are ``<name>-<n>``."""
         return self._name
 
     def __reduce__(self) -> Any:
@@ -248,13 +266,22 @@ class _PoolBase(Scheduler):
     # -- closing --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Take no new tasks; the workers leave once every submitted task is done."""
+        """Take no new tasks; the workers leave once every submitted task is done.
+
+        Maps already going on go on. Closing twice, or after terminate(), does
+        nothing. It raises nothing. Await join() to wait for the workers.
+        """
         if self._state == "running":
             self._state = "closed"
         self._check_finished()
 
     def terminate(self) -> None:
-        """Stop now: cancel every task not finished, kill the workers (threads: abandon)."""
+        """Stop now: cancel every task not finished, kill the workers (threads: abandon).
+
+        Every awaiter of a task, queued or running, gets ``CancelledError``,
+        a map's consumer too. Terminating twice does nothing. It raises nothing.
+        Await join() to wait for the workers to be gone.
+        """
         if self._state in ("terminated",):
             return
         if self._state != "broken":
@@ -285,9 +312,10 @@ class _PoolBase(Scheduler):
 
         Raises:
             ValueError: the pool is still running.
+            RuntimeError: the pool belongs to another event loop that is still running.
 
         Cancellation:
-            Safe: the workers go on leaving.
+            Safe: the workers go on leaving; join() may be awaited again.
         """
         if self._state == "running":
             raise ValueError("Pool is still running")
@@ -366,11 +394,17 @@ class _PoolBase(Scheduler):
                 raised. Default: the pool's ``timeout``.
 
         Raises:
+            TypeError: fn is not callable, or timeout is not a number (at the call).
+            ValueError: timeout is not > 0 (at the call).
             SerializationError: fn or an argument cannot be pickled (at the call).
+            PoolClosedError: the pool was closed or terminated (at the call).
+            BrokenPoolError: the pool broke: its initializer raised (at the call).
+            RuntimeError: no running event loop, or the pool belongs to another
+                loop (at the call).
             WorkerDiedError: the worker died running it.
-            TaskTimeoutError: it ran past timeout.
-            PoolClosedError, BrokenPoolError: the pool takes no tasks.
-            Whatever fn raised, with the worker's traceback as ``__cause__``.
+            TaskTimeoutError: it ran past timeout; its worker was killed.
+            Exception: whatever fn raised, as itself, with the worker's traceback
+                as ``__cause__`` (a ``RemoteTraceback``).
 
         Cancellation:
             A queued task is withdrawn; a running one is stopped by killing its
@@ -392,7 +426,22 @@ class _PoolBase(Scheduler):
         """Submit fn(*args, **kwds) and return its handle at once (call from the loop).
 
         callback(result) or error_callback(exception) run on the loop thread
-        when it finishes. Errors as apply().
+        when it finishes (neither runs if the task is cancelled).
+
+        Raises:
+            TypeError: fn, callback or error_callback is not callable (at the call).
+            SerializationError: fn or an argument cannot be pickled (at the call).
+            PoolClosedError: the pool takes no new tasks (at the call).
+            BrokenPoolError: the pool broke (at the call).
+            RuntimeError: no running event loop, or another loop's pool (at the call).
+            Exception: awaiting the handle, or its ``get()``, raises what apply()
+                would: the task's error, ``WorkerDiedError``, ``TaskTimeoutError``.
+
+        Cancellation:
+            The call itself does not wait. A task cancelled while awaiting
+            ``await handle`` cancels the pool's task (withdrawn if queued, its
+            worker killed if running); cancelled in ``handle.get()`` or
+            ``handle.wait()``, it leaves the task running.
         """
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable")
@@ -414,7 +463,22 @@ class _PoolBase(Scheduler):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Submit fn(*args, **kwargs); return an asyncio future (cancel() stops the task).
 
-        For asyncio.wait, gather and as_completed; errors as apply().
+        For asyncio.wait, gather and as_completed. No per-call timeout: the
+        pool's ``timeout`` applies.
+
+        Raises:
+            TypeError: fn is not callable (at the call).
+            SerializationError: fn or an argument cannot be pickled (at the call).
+            PoolClosedError: the pool takes no new tasks (at the call).
+            BrokenPoolError: the pool broke (at the call).
+            RuntimeError: no running event loop, or another loop's pool (at the call).
+            Exception: the future raises what apply() would: the task's error,
+                ``WorkerDiedError``, ``TaskTimeoutError``.
+
+        Cancellation:
+            Cancelling a task that awaits the future cancels the future, hence
+            the pool's task: withdrawn if queued, its worker killed (a thread:
+            abandoned) if running. Wrap it in ``asyncio.shield`` to keep it.
         """
         return self._submit_call(fn, args, kwargs, None)
 
@@ -445,7 +509,28 @@ class _PoolBase(Scheduler):
         Input is pulled only as results are consumed (a bounded window of
         chunks), so an endless generator runs in constant memory. Chunks
         adapt to about 20 ms of work unless chunksize is given. Also
-        awaitable as a list.
+        awaitable as a list. Nothing is submitted until the first result is
+        asked for.
+
+        Raises:
+            TypeError: fn is not callable or iterable is not iterable (at the call).
+            ValueError: chunksize is < 1 (at the call).
+            PoolClosedError: the pool takes no new tasks (at the call); or its
+                ``async with`` ended while the map was paused, unconsumed (at
+                the next result).
+            BrokenPoolError: the pool broke.
+            RuntimeError: no running event loop, or another loop's pool (at the call).
+            SerializationError: an input cannot be pickled: raised in its place,
+                after the results before it.
+            Exception: the first error an item raised, in its place; the map ends
+                there (``WorkerDiedError`` and ``TaskTimeoutError`` included).
+
+        Cancellation:
+            Cancelling a task waiting for a result ends the map: chunks not
+            started are withdrawn, running ones killed (threads: abandoned),
+            no more input is pulled, and the ``MapResult`` is finished (a later
+            ``async for`` yields nothing). ``MapResult.next(timeout)`` is the
+            exception: its result is kept for the next call.
         """
         return self._map(fn, iterable, chunksize, ordered=True, star=False)
 
@@ -471,7 +556,21 @@ class _PoolBase(Scheduler):
         iterable: Iterable[Any] | AsyncIterable[Any],
         chunksize: int | None = None,
     ) -> MapResult[Any]:
-        """As imap, yielding results as they finish."""
+        """As imap, yielding results as they finish.
+
+        Raises:
+            TypeError: fn is not callable or iterable is not iterable (at the call).
+            ValueError: chunksize is < 1 (at the call).
+            PoolClosedError: the pool takes no new tasks.
+            BrokenPoolError: the pool broke.
+            RuntimeError: no running event loop, or another loop's pool (at the call).
+            SerializationError: an input cannot be pickled.
+            Exception: the first error an item raised; the map ends there.
+
+        Cancellation:
+            As imap: cancelling a waiting consumer ends the map and cancels
+            its chunks (running ones killed).
+        """
         return self._map(fn, iterable, chunksize, ordered=False, star=False)
 
     @overload
@@ -499,10 +598,19 @@ class _PoolBase(Scheduler):
         """Return [fn(item) for item in iterable], computed by the workers.
 
         Raises:
-            The first exception an item raised (the map stops there).
+            TypeError: fn is not callable or iterable is not iterable (at the call).
+            ValueError: chunksize is < 1 (at the call).
+            PoolClosedError: the pool takes no new tasks.
+            BrokenPoolError: the pool broke.
+            RuntimeError: no running event loop, or another loop's pool.
+            SerializationError: an input cannot be pickled.
+            Exception: the first exception an item raised (the map stops there:
+                chunks not started are withdrawn, running ones killed).
 
         Cancellation:
-            Every chunk not started is withdrawn; running ones are killed.
+            Every chunk not started is withdrawn; running ones are killed
+            (threads: abandoned); no more input is pulled. Results already
+            computed are lost.
         """
         return await self._map(fn, iterable, chunksize, ordered=True, star=False)
 
@@ -512,7 +620,21 @@ class _PoolBase(Scheduler):
         iterable: Iterable[Iterable[Any]] | AsyncIterable[Iterable[Any]],
         chunksize: int | None = None,
     ) -> list[T]:
-        """Return [fn(*args) for args in iterable], computed by the workers."""
+        """Return [fn(*args) for args in iterable], computed by the workers.
+
+        Raises:
+            TypeError: fn is not callable or iterable is not iterable (at the call).
+            ValueError: chunksize is < 1 (at the call).
+            PoolClosedError: the pool takes no new tasks.
+            BrokenPoolError: the pool broke.
+            RuntimeError: no running event loop, or another loop's pool.
+            SerializationError: an input cannot be pickled.
+            Exception: the first exception an item raised (the map stops there).
+
+        Cancellation:
+            As map(): chunks not started are withdrawn, running ones killed
+            (threads: abandoned); results already computed are lost.
+        """
         return await self._map(fn, iterable, chunksize, ordered=True, star=True)
 
     def map_async(
@@ -523,7 +645,26 @@ class _PoolBase(Scheduler):
         callback: Callable[[list[T]], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
     ) -> AsyncResult[list[T]]:
-        """Start map() and return its handle at once."""
+        """Start map() and return its handle at once.
+
+        callback(results) or error_callback(exception) run on the loop thread
+        when it ends (neither runs if it is cancelled). The map runs in a task
+        of its own: it goes on whether or not anyone awaits the handle.
+
+        Raises:
+            TypeError: fn is not callable or iterable is not iterable (at the call).
+            ValueError: chunksize is < 1 (at the call).
+            PoolClosedError: the pool takes no new tasks (at the call).
+            BrokenPoolError: the pool broke (at the call).
+            RuntimeError: no running event loop, or another loop's pool (at the call).
+            Exception: awaiting the handle raises what map() would.
+
+        Cancellation:
+            The call itself does not wait. A task cancelled in ``await handle``
+            cancels the map (chunks withdrawn, running ones killed), as
+            ``handle.cancel()`` does; cancelled in ``handle.get()`` or
+            ``handle.wait()``, it leaves the map running.
+        """
         return self._map_async(fn, iterable, chunksize, callback, error_callback, star=False)
 
     def starmap_async(
@@ -534,7 +675,26 @@ class _PoolBase(Scheduler):
         callback: Callable[[list[T]], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
     ) -> AsyncResult[list[T]]:
-        """Start starmap() and return its handle at once."""
+        """Start starmap() and return its handle at once.
+
+        callback(results) or error_callback(exception) run on the loop thread
+        when it ends (neither runs if it is cancelled). The map runs in a task
+        of its own: it goes on whether or not anyone awaits the handle.
+
+        Raises:
+            TypeError: fn is not callable or iterable is not iterable (at the call).
+            ValueError: chunksize is < 1 (at the call).
+            PoolClosedError: the pool takes no new tasks (at the call).
+            BrokenPoolError: the pool broke (at the call).
+            RuntimeError: no running event loop, or another loop's pool (at the call).
+            Exception: awaiting the handle raises what starmap() would.
+
+        Cancellation:
+            The call itself does not wait. A task cancelled in ``await handle``
+            cancels the map (chunks withdrawn, running ones killed), as
+            ``handle.cancel()`` does; cancelled in ``handle.get()`` or
+            ``handle.wait()``, it leaves the map running.
+        """
         return self._map_async(fn, iterable, chunksize, callback, error_callback, star=True)
 
     def _map_async(
@@ -582,7 +742,16 @@ class _PoolBase(Scheduler):
     # -- inspection ------------------------------------------------------------------------------
 
     def resize(self, size: int) -> None:
-        """Keep ``size`` workers from now on: start more, or retire idle ones first."""
+        """Keep ``size`` workers from now on: start more, or retire idle ones first.
+
+        Busy workers over the new size finish their tasks, then leave; none is
+        killed. An elastic pool (``idle_timeout``) takes it as its upper bound.
+
+        Raises:
+            ValueError: size is not a positive int.
+            PoolClosedError: the pool was closed or terminated.
+            BrokenPoolError: the pool broke.
+        """
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"size must be a positive int, not {size!r}")
         self._check_open(new=True)
@@ -603,7 +772,10 @@ class _PoolBase(Scheduler):
                 self._stop(worker)
 
     def stats(self) -> PoolStats:
-        """The pool's counts now (a frozen snapshot)."""
+        """The pool's counts now (a frozen snapshot).
+
+        Safe to call from another thread, and after the pool ended. It raises nothing.
+        """
         # Copies first (each one C call, atomic under the GIL): a snapshot may be
         # taken from another thread (the playground's UI) while the loop changes them.
         workers = list(self._workers)
@@ -718,6 +890,13 @@ class Pool(_PoolBase):
         idle_timeout: make the pool elastic: it starts with no worker, starts
             them as tasks arrive (up to ``processes``), and a worker idle for
             this many seconds leaves. The pool behind ``to_process`` is one.
+
+    Raises:
+        TypeError: a bad argument type (an initializer or capture_output that
+            is neither a callable nor a bool, a context that is none).
+        ValueError: processes < 1, a timeout <= 0, an unknown start method.
+        RuntimeError: called in a child process still importing its parent's
+            main script (the ``if __name__ == "__main__":`` guard is missing).
     """
 
     _kind = "process"
@@ -878,8 +1057,18 @@ class ThreadPool(_PoolBase):
 
     Args:
         threads: how many worker threads (default: the CPUs this process may use).
-            ``processes=`` is taken too: ``multiprocessing.pool.ThreadPool``'s name.
-        initializer, initargs, maxtasksperchild, name, timeout, idle_timeout: as ``Pool``.
+        initializer: as ``Pool``: run as initializer(*initargs) in each thread.
+        initargs: the initializer's arguments.
+        maxtasksperchild: replace a thread after this many tasks.
+        name: names the pool and its threads in inspection.
+        timeout: the default per-task timeout (seconds, > 0); past it the task
+            is abandoned (a thread cannot be killed) and its thread replaced.
+        processes: the same as threads (``multiprocessing.pool.ThreadPool``'s name).
+        idle_timeout: make the pool elastic, as ``Pool``'s.
+
+    Raises:
+        TypeError: both threads and processes given, or a bad argument type.
+        ValueError: a bad argument value (threads < 1, a timeout <= 0).
     """
 
     _kind = "thread"

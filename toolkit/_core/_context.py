@@ -22,7 +22,11 @@ __all__ = [
 
 
 def default_start_method() -> str:
-    """Return the toolkit's start method on this platform."""
+    """Return the toolkit's start method on this platform: "forkserver" on Linux, else "spawn".
+
+    The one ``Pool``, ``Process`` and the other objects use when no context
+    is given. It raises nothing.
+    """
     if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
         return "forkserver"
     return "spawn"
