@@ -104,8 +104,20 @@ __all__ = [
 ]
 
 FIRST_COMPLETED = cf.FIRST_COMPLETED
+"""``AsyncExecutor.wait``'s ``return_when``: return as soon as any future finishes or is cancelled.
+
+The same string as ``concurrent.futures.FIRST_COMPLETED`` (and asyncio's).
+"""
 FIRST_EXCEPTION = cf.FIRST_EXCEPTION
+"""``AsyncExecutor.wait``'s ``return_when``: return when any future raises, else when all finish.
+
+The same string as ``concurrent.futures.FIRST_EXCEPTION`` (and asyncio's).
+"""
 ALL_COMPLETED = cf.ALL_COMPLETED
+"""``AsyncExecutor.wait``'s ``return_when`` (its default): return when every future has finished.
+
+The same string as ``concurrent.futures.ALL_COMPLETED`` (and asyncio's).
+"""
 _RETURN_WHEN = (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED)
 
 
@@ -151,6 +163,7 @@ async def to_process(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -
     Raises:
         TypeError: fn is not callable.
         SerializationError: fn or an argument cannot be pickled (at the call).
+        RuntimeError: not called from a running asyncio event loop.
         WorkerDiedError: the worker died running it (killed, ``os._exit``, a
             crash); only this call fails, the pool replaces the worker.
         TaskExitError: fn raised ``SystemExit`` or ``KeyboardInterrupt``.
@@ -171,10 +184,15 @@ async def shutdown_default_executors() -> None:
     left, so no call is still awaited). Other loops need not: the process
     pool ends with its loop, and idle threads leave after 10 s. Call it to
     end them sooner. A call still running is waited for. The next call to
-    either function starts fresh ones.
+    either function starts fresh ones. It raises nothing.
 
     Cancellation:
-        The executors are shut down anyway; only the wait is abandoned.
+        Both are detached at the call: later calls start fresh ones either
+        way. The process pool is closed first, so its workers leave anyway
+        (once their calls end). Cancelled while waiting for them, the old
+        threads are not shut down: they leave 10 s after their last call, as
+        idle ones do. Cancelled while the threads are being joined, the
+        shutdown goes on in a thread of its own.
     """
     loop = asyncio.get_running_loop()
     cache = _threads.take_default_cache()
@@ -356,6 +374,7 @@ class AsyncExecutor:
 
     @property
     def closed(self) -> bool:
+        """Whether ``shutdown`` was called (or ``async with`` left): submits then fail."""
         return self._closed
 
     @property
@@ -376,7 +395,10 @@ class AsyncExecutor:
         pass
 
     def stats(self) -> ExecutorStats:
-        """Return a snapshot of the facade's counters."""
+        """Return a snapshot of the facade's counters (an ``ExecutorStats``).
+
+        It raises nothing, and works after shutdown.
+        """
         c = self._counts
         return ExecutorStats(
             submitted=c["submitted"],
@@ -401,9 +423,17 @@ class AsyncExecutor:
             SerializationError: fn or an argument cannot be pickled.
             PoolClosedError: the facade or its executor was shut down.
             RuntimeError: no event loop is running.
+            concurrent.futures.BrokenExecutor: the executor is broken (a
+                ``ProcessPoolExecutor`` whose worker died): at the call, or
+                raised by the future when the submit was deferred.
+            Exception: the future raises what the task raised, as its own
+                type; ``TaskTimeoutError`` past the facade's timeout.
 
         Cancellation:
-            Cancelling the future cancels the task if it has not started.
+            Cancelling the future (as cancelling a task that awaits it does)
+            cancels the task if it has not started; one already running in a
+            thread or a ``ProcessPoolExecutor`` worker cannot be stopped: it
+            runs to its end, its result discarded (``stats().abandoned``).
         """
         check_callable(fn)
         loop = _running_loop("submit()")
@@ -622,13 +652,25 @@ class AsyncExecutor:
                 iteration raises ``TaskTimeoutError``.
 
         Raises:
-            TypeError, ValueError: bad arguments (at the call).
-            PoolClosedError: the facade was shut down.
+            TypeError: fn is not callable, an argument is not iterable, or
+                window, chunksize, timeout or ordered has the wrong type (at the call).
+            ValueError: window or chunksize < 1, or a negative timeout (at the call).
+            PoolClosedError: the facade was shut down (at the call, or at the
+                next chunk to submit).
+            TaskTimeoutError: the map ran past timeout (from the iteration).
+            SerializationError: an input cannot be pickled: raised in its place,
+                after the results before it.
+            Exception: the first error an item raised, in its place; the map
+                ends there.
 
         Cancellation:
             Closing the iterator (``break``, ``aclose()``, leaving ``async with``,
             cancelling the consumer) cancels every task in flight that has not
-            started and stops pulling input.
+            started and stops pulling input; tasks already running run to
+            their end, their results discarded. A consumer cancelled while
+            waiting ends the map: a later ``async for`` yields nothing.
+            ``MapResult.next(timeout)`` is the exception: cancelling it keeps
+            the map going.
         """
         check_callable(fn)
         if not iterables:
@@ -663,8 +705,17 @@ class AsyncExecutor:
             timeout: seconds from the call; past it the iteration raises
                 ``TaskTimeoutError``.
 
+        Raises:
+            TypeError: fs is a single future or not an iterable, or holds
+                something that is not awaitable; timeout not a number (at the call).
+            ValueError: timeout is negative (at the call).
+            RuntimeError: no running event loop (at the call).
+            TaskTimeoutError: timeout passed with futures unfinished (from the
+                iteration). A yielded future that failed is yielded, not raised.
+
         Cancellation:
-            Stopping the iteration leaves the futures running.
+            Stopping the iteration, or cancelling the task that iterates, leaves
+            the futures running; the iterator is then finished.
         """
         timeout = check_timeout(timeout)
         loop = _running_loop("as_completed()")
@@ -686,8 +737,14 @@ class AsyncExecutor:
             timeout: return when it expires, whatever is done (no error, as
                 in the stdlib).
 
+        Raises:
+            ValueError: return_when is not one of the three; timeout is negative.
+            TypeError: fs is a single future or not an iterable, or holds
+                something that is not awaitable; timeout is not a number.
+
         Cancellation:
-            Cancelling the wait leaves the futures running.
+            Cancelling the wait leaves the futures running (coroutines given
+            to it were wrapped in tasks: those run on too).
         """
         if return_when not in _RETURN_WHEN:
             raise ValueError(
@@ -710,8 +767,16 @@ class AsyncExecutor:
             cancel_futures: cancel the tasks that have not started; their
                 awaiters get ``PoolClosedError``.
 
+        Raises:
+            Exception: what the executor's own ``shutdown`` raises, passed
+                through (the stdlib's raise nothing). Shutting down twice is fine.
+
         Cancellation:
-            The executor is shut down anyway; only the wait is abandoned.
+            The facade is closed at once either way (submits fail). With
+            wait, the executor's ``shutdown`` runs in a ``to_thread`` thread:
+            once started it goes on, only the wait is abandoned; cancelled
+            before that thread took it (every thread busy), the executor is
+            not shut down: call ``shutdown`` again.
         """
         self._closed = True
         if cancel_futures:

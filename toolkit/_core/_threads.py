@@ -119,7 +119,9 @@ async def to_thread(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) ->
 
     Raises:
         TypeError: fn is not callable.
-        Exception: whatever fn raises, as it raised it.
+        RuntimeError: not called from a running asyncio event loop.
+        TaskExitError: fn raised ``SystemExit`` or ``KeyboardInterrupt``.
+        Exception: whatever else fn raises, as it raised it.
 
     Cancellation:
         A call that has not started is dropped. A call already running cannot
