@@ -208,7 +208,21 @@ class MapResult(Generic[R]):
         return [result async for result in self]
 
     async def aclose(self) -> None:
-        """Stop the map: cancel tasks not started, pull no more input."""
+        """Stop the map: cancel tasks not started, pull no more input.
+
+        Tasks already running are stopped as their engine stops a cancelled
+        task (a ``Pool`` kills the worker; a thread or ``ProcessPoolExecutor``
+        task runs on, its result discarded). Closing a finished or closed map
+        does nothing; ``async with`` the map calls it on the way out.
+
+        Raises:
+            RuntimeError: another task is waiting for this map's next result
+                (``async for`` in progress elsewhere): cancel that task instead.
+
+        Cancellation:
+            The map stops anyway: a pending ``next(timeout)`` step is cancelled
+            first, and that ends the map; nothing is left running for it.
+        """
         step, self._step = self._step, None
         if step is not None:
             step.cancel()

@@ -84,14 +84,17 @@ class Connection:
 
     @property
     def closed(self) -> bool:
+        """Whether this end was closed (by ``close()``, or ``async with`` leaving)."""
         return self._conn.closed
 
     @property
     def readable(self) -> bool:
+        """Whether this end can receive (False for the sending end of a one-way pipe)."""
         return self._conn.readable
 
     @property
     def writable(self) -> bool:
+        """Whether this end can send (False for the receiving end of a one-way pipe)."""
         return self._conn.writable
 
     def fileno(self) -> int:
@@ -107,7 +110,8 @@ class Connection:
     def close(self) -> None:
         """Close the connection (as the stdlib).
 
-        Receives and polls waiting on it fail with ``ConnectionClosedError``.
+        Receives and polls waiting on it fail with ``ConnectionClosedError``;
+        so does every later call. Closing twice does nothing. It raises nothing.
         """
         if not self._conn.closed:
             closing_fd(self._conn.fileno())
@@ -130,7 +134,9 @@ class Connection:
 
         Raises:
             EOFError: the other end closed and nothing is left.
-            OSError: the message is longer than maxlength (then it is dropped, as the stdlib).
+            OSError: the message is longer than maxlength (then it is dropped, as
+                the stdlib); or this end only writes.
+            ValueError: maxlength is negative.
             ConnectionClosedError: this end was closed (an OSError, as the stdlib).
 
         Cancellation:
@@ -149,6 +155,10 @@ class Connection:
         Raises:
             EOFError: the other end closed and nothing is left.
             ConnectionClosedError: this end was closed, before or during the wait.
+            OSError: this end only writes.
+            Exception: what unpickling the message raises (``pickle.UnpicklingError``,
+                ``AttributeError`` or ``ImportError`` for a class this process
+                lacks); the message is consumed.
 
         Cancellation:
             Safe, as recv_bytes.
@@ -214,6 +224,14 @@ class Connection:
             multiprocessing.BufferTooShort: the buffer is too small; the
                 message is in ``exc.args[0]`` (as the stdlib).
             ConnectionClosedError: this end was closed.
+            OSError: this end only writes.
+            ValueError: offset is out of the buffer's bounds.
+            TypeError: buffer does not support the buffer protocol.
+            EOFError: the other end closed and nothing is left.
+
+        Cancellation:
+            Safe, as recv_bytes: either nothing was read, or the message is
+            kept for the next receive; the buffer is untouched.
         """
         self._fd(readable=True)  # closed or write-only: that first, as the stdlib
         view = memoryview(buffer).cast("B")
@@ -260,6 +278,9 @@ class Connection:
         Raises:
             ConnectionClosedError: this end was closed (also while waiting
                 for an earlier message to go out).
+            OSError: this end only reads; or the write failed (the other end
+                is gone: ``BrokenPipeError``).
+            ValueError: offset or size is out of the buffer's bounds.
 
         Cancellation:
             A message that started going out goes out whole (in the
@@ -300,8 +321,10 @@ class Connection:
         """Send a picklable object.
 
         Raises:
-            pickle.PicklingError, TypeError...: obj cannot be pickled (nothing is sent).
+            pickle.PicklingError: obj cannot be pickled (nothing is sent); pickle
+                raises ``TypeError`` or ``AttributeError`` for some objects too.
             ConnectionClosedError: this end was closed.
+            OSError: this end only reads; or the write failed (the other end is gone).
 
         Cancellation:
             As send_bytes.
@@ -329,6 +352,9 @@ def Pipe(duplex: bool = True) -> tuple[Connection, Connection]:
     Args:
         duplex: both ends read and write (a socket pair); otherwise the first
             end only reads and the second only writes (an OS pipe).
+
+    Raises:
+        OSError: the process is out of file descriptors (``EMFILE``).
     """
     first, second = multiprocessing.Pipe(duplex)
     return Connection(first), Connection(second)

@@ -72,6 +72,15 @@ class Process:
             and stderr (its subprocesses' too) on ours, tagged ``[<name> <pid>]``;
             or a callable that gets each line as an ``OutputLine``. Needs
             ``start()`` from a running event loop (the lines are read there).
+        name: the process's name (default ``Process-<n>``, as the stdlib's).
+        args: the target's positional arguments.
+        kwargs: the target's keyword arguments.
+        daemon: a daemon process is killed when this one exits (as the stdlib's).
+
+    Raises:
+        TypeError: target is not callable; capture_output is neither a bool
+            nor a callable; context is not a context, a name or None.
+        ValueError: an unknown start method.
     """
 
     def __init__(
@@ -124,7 +133,20 @@ class Process:
         return self._process
 
     def start(self) -> None:
-        """Start the process (as ``multiprocessing.Process.start``)."""
+        """Start the process (as ``multiprocessing.Process.start``).
+
+        Under spawn and forkserver the target and its arguments are pickled
+        here (lambdas and closures by value).
+
+        Raises:
+            AssertionError: the process was started already (as the stdlib).
+            ValueError: the process object was closed.
+            RuntimeError: capture_output without a running event loop; or
+                called in a child still importing its parent's main script
+                (the ``if __name__ == "__main__":`` guard is missing).
+            Exception: what pickling an argument raises under spawn or
+                forkserver (``pickle.PicklingError``, ``TypeError``, as the stdlib).
+        """
         loop = None
         if self._ends:
             try:
@@ -209,18 +231,40 @@ class Process:
         self._drain_output()
 
     def is_alive(self) -> bool:
+        """Whether the process was started and has not ended (False before ``start()``).
+
+        Raises:
+            ValueError: the process object was closed.
+            AssertionError: called in another process than the one that created it.
+        """
         return self._process.is_alive()
 
     def terminate(self) -> None:
-        """Send SIGTERM."""
+        """Send SIGTERM (``TerminateProcess`` on Windows); ``await join()`` to see it end.
+
+        Raises:
+            ValueError: the process object was closed.
+            AttributeError: the process was never started (the stdlib's own error).
+        """
         self._process.terminate()
 
     def kill(self) -> None:
-        """Send SIGKILL."""
+        """Send SIGKILL (``TerminateProcess`` on Windows); ``await join()`` to see it end.
+
+        Raises:
+            ValueError: the process object was closed.
+            AttributeError: the process was never started (the stdlib's own error).
+        """
         self._process.kill()
 
     def close(self) -> None:
-        """Release the process's resources; it must have ended (ValueError otherwise)."""
+        """Release the process's resources (and its output pipes); it must have ended.
+
+        Closing twice, or a process never started, is fine.
+
+        Raises:
+            ValueError: the process is still running.
+        """
         self._process.close()
         for reader in self._readers:
             reader.close()
@@ -234,12 +278,14 @@ class Process:
 
     @property
     def pid(self) -> int | None:
+        """The process id, once started; None before (``ident`` is the same)."""
         return self._process.pid
 
     ident = pid
 
     @property
     def name(self) -> str:
+        """The name given, or ``Process-<n>``; settable (inspection shows it)."""
         return self._process.name
 
     @name.setter
@@ -248,6 +294,7 @@ class Process:
 
     @property
     def daemon(self) -> bool:
+        """Whether it is a daemon process; settable before ``start()`` only (as the stdlib)."""
         return self._process.daemon
 
     @daemon.setter
@@ -256,6 +303,10 @@ class Process:
 
     @property
     def sentinel(self) -> int:
+        """A descriptor (a handle on Windows) that becomes ready when the process ends.
+
+        ValueError before ``start()`` or after ``close()``, as the stdlib's.
+        """
         return self._process.sentinel
 
     async def __aenter__(self) -> Self:
