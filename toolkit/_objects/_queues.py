@@ -323,21 +323,37 @@ class SimpleQueue(Generic[T]):
         return self._queue
 
     def empty(self) -> bool:
+        """Whether the queue is empty now (another process may put or take meanwhile).
+
+        Raises:
+            OSError: the queue was closed in this process ("handle is closed").
+        """
         return not self._get.kept and self._queue.empty()
 
     def close(self) -> None:
+        """Close both ends of the queue in this process (as the stdlib's).
+
+        Later calls in this process raise ``OSError``; other processes are
+        not affected. Closing twice does nothing. It raises nothing.
+        """
         self._queue.close()
 
     def get_nowait(self) -> T:
         """Remove and return an item if one is there now.
 
         Raises:
-            QueueEmpty: there is none.
+            QueueEmpty: there is none (or another process is reading).
+            OSError: the queue was closed in this process.
+            Exception: what unpickling the item raises (the item is consumed).
         """
         return pickle.loads(self._get.read_nowait())  # type: ignore[no-any-return]
 
     async def get(self) -> T:
         """Remove and return an item, waiting until one is there.
+
+        Raises:
+            OSError: the queue was closed in this process.
+            Exception: what unpickling the item raises (the item is consumed).
 
         Cancellation:
             Safe: nothing is taken from the queue for a getter that was cancelled.
@@ -348,7 +364,19 @@ class SimpleQueue(Generic[T]):
         return pickle.loads(data)  # type: ignore[arg-type,no-any-return]
 
     async def put(self, item: T) -> None:
-        """Put an item in the queue (pickled here; written whole)."""
+        """Put an item in the queue (pickled here; written whole, from a helper thread).
+
+        Raises:
+            pickle.PicklingError: item cannot be pickled (nothing is put); pickle
+                raises ``TypeError`` or ``AttributeError`` for some objects too.
+            OSError: the queue was closed in this process.
+
+        Cancellation:
+            A put cancelled before its helper thread started writing puts
+            nothing; one already writing goes on, and the item goes in whole.
+            The cancelled caller cannot tell which: either way no item is torn
+            and the queue stays usable.
+        """
         data = bytes(multiprocessing.reduction.ForkingPickler.dumps(item))
         await to_thread(self._put_bytes, data)
 
@@ -419,23 +447,53 @@ class Queue(Generic[T]):
             raise ClosedError(f"{self!r} is closed")
 
     def qsize(self) -> int:
-        """Approximate number of items (NotImplementedError on macOS, as the stdlib)."""
+        """Approximate number of items (an item a cancelled getter left is counted).
+
+        Raises:
+            NotImplementedError: on macOS, which has no ``sem_getvalue`` (as the stdlib).
+        """
         return self._queue.qsize() + self._get.kept
 
     def empty(self) -> bool:
+        """Whether the queue is empty now (another process may put or take meanwhile).
+
+        It raises nothing, even after close().
+        """
         return not self._get.kept and self._queue.empty()
 
     def full(self) -> bool:
+        """Whether a bounded queue has no free slot now (never, for an unbounded one).
+
+        It raises nothing.
+        """
         return self._queue.full()
 
     def close(self) -> None:
-        """No more puts from this process; the feeder flushes what is buffered."""
+        """No more puts or gets from this process; the feeder flushes what is buffered.
+
+        Later ``get``/``put`` calls in this process raise ``ClosedError``;
+        other processes are not affected. Closing twice does nothing.
+        It raises nothing.
+        """
         self._queue.close()
 
     def join_thread(self) -> None:
+        """Block until the feeder thread has written every buffered item (after close()).
+
+        A blocking call, as the stdlib's: from the loop, use
+        ``await toolkit.to_thread(q.join_thread)`` (leaving ``async with q``
+        does that).
+
+        Raises:
+            AssertionError: the queue was not closed first (as the stdlib).
+        """
         self._queue.join_thread()
 
     def cancel_join_thread(self) -> None:
+        """Do not wait for the feeder thread at this process's exit (buffered items may be lost).
+
+        It raises nothing.
+        """
         self._queue.cancel_join_thread()
 
     # -- get ----------------------------------------------------------------------------------
@@ -444,8 +502,9 @@ class Queue(Generic[T]):
         """Remove and return an item if one is there now.
 
         Raises:
-            QueueEmpty: there is none.
+            QueueEmpty: there is none (or another process is reading).
             ClosedError: the queue was closed in this process.
+            Exception: what unpickling the item raises (the item is consumed).
         """
         self._check_open()
         return pickle.loads(self._get.read_nowait())  # type: ignore[no-any-return]
@@ -454,11 +513,17 @@ class Queue(Generic[T]):
         """Remove and return an item, waiting up to timeout seconds (None: forever).
 
         Raises:
-            QueueEmpty: no item came within timeout.
+            QueueEmpty: no item came within timeout (its message says so when
+                items wait but another process holds the read lock).
             ClosedError: the queue was closed in this process.
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is negative or NaN.
+            Exception: what unpickling the item raises (the item is consumed).
 
         Cancellation:
-            Safe: nothing is taken from the queue for a getter that was cancelled.
+            Safe: nothing is taken from the queue for a getter that was
+            cancelled; an item whose read was under way is kept for this
+            process's next ``get``.
         """
         self._check_open()
         if timeout is not None:
@@ -487,6 +552,9 @@ class Queue(Generic[T]):
     def put_nowait(self, item: T) -> None:
         """Put an item if there is room now.
 
+        As the stdlib's, the item is pickled by the feeder thread, not here:
+        one that cannot be pickled is dropped, its error printed to stderr.
+
         Raises:
             QueueFull: the queue is full.
             ClosedError: the queue was closed in this process.
@@ -500,9 +568,14 @@ class Queue(Generic[T]):
     async def put(self, item: T, timeout: float | None = None) -> None:
         """Put an item, waiting up to timeout seconds for room (None: forever).
 
+        As the stdlib's, the item is pickled by the feeder thread, not here:
+        one that cannot be pickled is dropped, its error printed to stderr.
+
         Raises:
             QueueFull: no room came within timeout.
             ClosedError: the queue was closed in this process.
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is negative or NaN.
 
         Cancellation:
             Safe: a cancelled put did not put its item.
@@ -548,6 +621,12 @@ class JoinableQueue(Queue[T]):
 
     async def join(self, timeout: float | None = None) -> bool:
         """Wait until every item put has been marked done; False if timeout passed first.
+
+        Unlike the stdlib's it returns a bool, and a timeout is not an error.
+
+        Raises:
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is negative or NaN.
 
         Cancellation:
             Safe: nothing changes.
