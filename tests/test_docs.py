@@ -15,9 +15,10 @@ _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 def _examples() -> list[tuple[str, str]]:
     found = []
-    for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
+    for page in [DOCS.parent / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        name = page.relative_to(DOCS).as_posix() if page.is_relative_to(DOCS) else page.name
         for number, block in enumerate(_BLOCK.findall(page.read_text(encoding="utf-8"))):
-            found.append((f"{page.name}#{number}", block))
+            found.append((f"{name}#{number}", block))
     return found
 
 
