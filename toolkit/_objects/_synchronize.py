@@ -112,7 +112,12 @@ class _SemLockBase:
         """Acquire, waiting up to timeout seconds (None: forever); return whether it did.
 
         Tasks of this process get it in the order they asked (a releasing
-        task hands it to the next local waiter; nobody barges in).
+        task hands it to the next local waiter; nobody barges in). A
+        negative timeout means 0; with block False it never waits.
+
+        Raises:
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is NaN.
 
         Cancellation:
             Safe: a cancelled acquire holds nothing (a lock handed to it as it
@@ -169,7 +174,12 @@ class _SemLockBase:
         return False
 
     def release(self) -> None:
-        """Release (as the stdlib; a task of another process may be woken)."""
+        """Release (as the stdlib; a task of another process may be woken).
+
+        Raises:
+            ValueError: a ``BoundedSemaphore`` released more times than it was
+                acquired (as the stdlib).
+        """
         self._sem.release()
 
     async def __aenter__(self) -> Self:
@@ -212,6 +222,13 @@ class Lock(_SemLockBase):
         self._holder = asyncio.current_task()
 
     def release(self) -> None:
+        """Release the lock: the next waiting task of this process gets it first.
+
+        Any task (or process) may release it, as the stdlib's.
+
+        Raises:
+            ValueError: the lock is not held (as the stdlib).
+        """
         # While handed over, it is still held here (by the waiter about to run).
         self._holder = _HANDED
         if not self._hand_over():
@@ -288,7 +305,11 @@ class Semaphore(_SemLockBase):
         return context.Semaphore(value)
 
     def get_value(self) -> int:
-        """The current value (NotImplementedError on macOS, as the stdlib)."""
+        """The current value.
+
+        Raises:
+            NotImplementedError: on macOS, which has no ``sem_getvalue`` (as the stdlib).
+        """
         return int(self._sem.get_value())
 
 
@@ -393,16 +414,25 @@ class Event:
         return self._event
 
     def is_set(self) -> bool:
+        """Whether the event is set. It raises nothing."""
         return bool(self._event.is_set())
 
     def set(self) -> None:
+        """Set the event: every waiter, in every process, wakes. It raises nothing."""
         self._event.set()
 
     def clear(self) -> None:
+        """Clear the event: later waits wait again. It raises nothing."""
         self._event.clear()
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Wait until the event is set, up to timeout seconds; return whether it is.
+
+        A negative timeout means 0, as in the stdlib.
+
+        Raises:
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is NaN.
 
         Cancellation:
             Safe: nothing changes.
@@ -504,9 +534,24 @@ class Condition:
         return self._cond
 
     async def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Acquire the condition's lock, as its ``acquire`` does; return whether it did.
+
+        Raises:
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is NaN.
+
+        Cancellation:
+            Safe: a cancelled acquire holds nothing.
+        """
         return await self._lock.acquire(block, timeout)
 
     def release(self) -> None:
+        """Release the condition's lock (one level of an ``RLock``).
+
+        Raises:
+            AssertionError: the lock is an ``RLock`` this task does not own.
+            ValueError: the lock is a ``Lock`` that is not held.
+        """
         self._lock.release()
 
     async def __aenter__(self) -> Self:
@@ -529,8 +574,15 @@ class Condition:
     async def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait for a notify (or timeout), take the lock back.
 
+        A negative timeout means 0.
+
         Returns:
             False if timeout passed without a notify.
+
+        Raises:
+            RuntimeError: this task does not hold the condition's lock.
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is NaN.
 
         Cancellation:
             The lock is taken back before CancelledError propagates, and the
@@ -607,7 +659,20 @@ class Condition:
             bridge.post(_resolve, sleeper.future)
 
     async def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
-        """Wait until predicate() is true (checked with the lock held); return its last value."""
+        """Wait until predicate() is true (checked with the lock held); return its last value.
+
+        Returns the falsy value if timeout passes first (no error).
+
+        Raises:
+            RuntimeError: this task does not hold the condition's lock.
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is NaN.
+            Exception: whatever predicate raises (the lock is still held).
+
+        Cancellation:
+            As wait(): the lock is taken back before ``CancelledError``
+            propagates; the predicate is not checked again.
+        """
         timeout = check_timeout(timeout, negative_is_zero=True)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -621,12 +686,20 @@ class Condition:
         return result
 
     def notify(self, n: int = 1) -> None:
-        """Wake up to n waiters, in any process (the lock must be held by this task)."""
+        """Wake up to n waiters, in any process (the lock must be held by this task).
+
+        Raises:
+            RuntimeError: this task does not hold the condition's lock.
+        """
         self._levels_held()
         self._cond.notify(n)
 
     def notify_all(self) -> None:
-        """Wake every waiter, in any process."""
+        """Wake every waiter, in any process (the lock must be held by this task).
+
+        Raises:
+            RuntimeError: this task does not hold the condition's lock.
+        """
         self._levels_held()
         self._cond.notify_all()
 
@@ -644,8 +717,16 @@ class Barrier:
     shared memory), run over the awaitable ``Condition``; ``reset`` and
     ``abort`` take the barrier's lock, so they are awaited too.
 
+    Args:
+        parties: how many must call ``wait`` before all of them go on.
+        action: called by one party (the last to arrive) before they go on.
+        timeout: the default timeout of ``wait`` (seconds; None: none).
+        context: a multiprocessing context or start method name.
+
     Raises:
-        threading.BrokenBarrierError: as the stdlib (a timeout breaks the barrier).
+        TypeError: parties is not an int, action is not callable, or timeout
+            is not a number (at the call).
+        ValueError: parties < 1, or timeout is NaN (at the call).
     """
 
     def __init__(
@@ -695,6 +776,7 @@ class Barrier:
 
     @property
     def parties(self) -> int:
+        """How many parties must arrive for the barrier to open."""
         return self._parties
 
     @property
@@ -705,6 +787,7 @@ class Barrier:
 
     @property
     def broken(self) -> bool:
+        """Whether the barrier is broken (by abort(), a timeout, or a failing action)."""
         return barrier_state(self._barrier) == -2
 
     async def wait(self, timeout: float | None = None) -> int:
@@ -713,6 +796,10 @@ class Barrier:
         Raises:
             threading.BrokenBarrierError: the barrier is broken, reset, or
                 timed out (which breaks it for every party).
+            TypeError: timeout is not a number or None.
+            ValueError: timeout is NaN.
+            Exception: what the action raised, in the party that ran it (the
+                barrier is then broken for the others).
 
         Cancellation:
             The party leaves; the barrier is not broken and its lock is not held.
@@ -765,7 +852,14 @@ class Barrier:
         self._cond.notify_all()
 
     async def reset(self) -> None:
-        """Return the barrier to its initial state; current waiters get BrokenBarrierError."""
+        """Return the barrier to its initial state; current waiters get BrokenBarrierError.
+
+        Awaited because it takes the barrier's lock. It raises nothing.
+
+        Cancellation:
+            Safe: cancelled while waiting for the barrier's lock, it changed
+            nothing; once it has the lock it does not wait.
+        """
         b = self._barrier
         async with self._cond:
             if barrier_count(b) > 0:
@@ -776,6 +870,14 @@ class Barrier:
             self._cond.notify_all()
 
     async def abort(self) -> None:
-        """Break the barrier: current and future waiters get BrokenBarrierError."""
+        """Break the barrier: current and future waiters get BrokenBarrierError.
+
+        Awaited because it takes the barrier's lock; ``reset()`` mends it.
+        It raises nothing.
+
+        Cancellation:
+            Safe: cancelled while waiting for the barrier's lock, it changed
+            nothing; once it has the lock it does not wait.
+        """
         async with self._cond:
             self._break()
