@@ -1,13 +1,15 @@
 # Two commands on a fresh machine (Python >= 3.11 and pip):
 #   make run    create .venv, install the project, open the playground
 #   make test   create .venv if missing, install the dev extras, run ruff, mypy and pytest
+#               (pytest builds the docs site in strict mode and opens it in Chromium)
+#   make docs   serve the documentation site at http://127.0.0.1:8000
 # Another Python, in a virtualenv of its own (what .ci/run does for 3.12 and up):
 #   make pytest PYTHON=python3.12 VENV=.venv-3.12
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +41,8 @@ pytest: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) -m benchmarks
 
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site
