@@ -57,11 +57,18 @@ class _Synchronized:
         return self._shared
 
     def get_lock(self) -> Lock | RLock:
-        """The lock guarding the object, awaitable: ``async with v.get_lock():``."""
+        """The lock guarding the object, awaitable: ``async with v.get_lock():``.
+
+        A ``toolkit.RLock`` (the default) or ``toolkit.Lock``, over the same
+        lock the stdlib object uses. It raises nothing.
+        """
         return self._lock
 
     def get_obj(self) -> Any:
-        """The raw ctypes object (no lock)."""
+        """The raw ctypes object (no lock): reads and writes through it are not guarded.
+
+        It raises nothing.
+        """
         return self._shared.get_obj()
 
 
@@ -73,6 +80,13 @@ class Value(_Synchronized):
         lock: True or None (a new RLock), a lock to use (toolkit or
             multiprocessing), or False: no lock, and then the result is the
             raw ctypes object (what ``RawValue`` returns), as in the stdlib.
+        context: a multiprocessing context or start method name.
+
+    Raises:
+        TypeError: an unknown typecode ("this type has no size"), or an initial
+            value of the wrong type.
+        AttributeError: lock is an object without ``acquire`` (as the stdlib).
+        ValueError: an unknown start method.
     """
 
     def __new__(
@@ -98,6 +112,7 @@ class Value(_Synchronized):
 
     @property
     def value(self) -> Any:
+        """The value; reading or setting it takes the lock for an instant (as the stdlib)."""
         return self._shared.value
 
     @value.setter
@@ -116,6 +131,12 @@ class Array(_Synchronized):
         size_or_initializer: the length (zeroed), or a sequence to copy.
         lock: as for ``Value``; False returns the raw ctypes array (what
             ``RawArray`` returns), as in the stdlib.
+        context: a multiprocessing context or start method name.
+
+    Raises:
+        TypeError: an unknown typecode, or a size or items of the wrong type.
+        ValueError: a negative size; an unknown start method.
+        AttributeError: lock is an object without ``acquire`` (as the stdlib).
     """
 
     def __new__(
@@ -160,12 +181,33 @@ class Array(_Synchronized):
 
 
 def RawValue(typecode_or_type: Any, *args: Any, context: BaseContext | str | None = None) -> Any:
-    """``multiprocessing.RawValue``: shared memory, no lock (nothing to await)."""
+    """``multiprocessing.RawValue``: shared memory, no lock (nothing to await).
+
+    Args:
+        typecode_or_type: an ``array`` typecode ("i", "d"...) or a ctypes type.
+        *args: the initial value (default: zero).
+        context: a multiprocessing context or start method name.
+
+    Raises:
+        TypeError: an unknown typecode ("this type has no size"), or an initial
+            value of the wrong type.
+        ValueError: an unknown start method.
+    """
     return get_context(context).RawValue(typecode_or_type, *args)
 
 
 def RawArray(
     typecode_or_type: Any, size_or_initializer: Any, *, context: BaseContext | str | None = None
 ) -> Any:
-    """``multiprocessing.RawArray``: shared memory, no lock (nothing to await)."""
+    """``multiprocessing.RawArray``: shared memory, no lock (nothing to await).
+
+    Args:
+        typecode_or_type: an ``array`` typecode ("i", "d"...) or a ctypes type.
+        size_or_initializer: the length (zeroed), or a sequence to copy.
+        context: a multiprocessing context or start method name.
+
+    Raises:
+        TypeError: an unknown typecode, or a size or items of the wrong type.
+        ValueError: a negative size; an unknown start method.
+    """
     return get_context(context).RawArray(typecode_or_type, size_or_initializer)
