@@ -46,21 +46,35 @@ def median(values: list[float]) -> float:
 
 
 class StallMeter:
-    """A 1 ms ticker on the loop; the longest gap between ticks is the worst stall."""
+    """A 1 ms ticker on the loop; the longest gap between ticks is the worst stall.
+
+    Each gap is kept with when its tick came (seconds since the meter
+    started): the map benchmark charts the stalls over time.
+    """
 
     def __init__(self, period: float = 0.001) -> None:
         self._period = period
         self._gaps: list[float] = []
+        self._times: list[float] = []
         self._task: asyncio.Task[None] | None = None
         self._running = False
 
     async def _tick(self) -> None:
-        last = time.perf_counter()
+        first = last = time.perf_counter()
         while self._running:
             await asyncio.sleep(self._period)
             now = time.perf_counter()
             self._gaps.append(now - last - self._period)
+            self._times.append(now - first)
             last = now
+
+    @property
+    def period_ms(self) -> float:
+        return self._period * 1e3
+
+    def series_ms(self) -> tuple[list[float], list[float]]:
+        """(tick times, stalls): every tick, in milliseconds."""
+        return [t * 1e3 for t in self._times], [g * 1e3 for g in self._gaps]
 
     async def __aenter__(self) -> StallMeter:
         self._running = True

@@ -24,7 +24,8 @@ from typing import Any
 
 import toolkit
 from benchmarks import bench_ipc
-from benchmarks._util import loop_factories, table
+from benchmarks._report import FLOOR, LIBRARY, STDLIB, Report
+from benchmarks._util import loop_factories
 
 ROOT = Path(__file__).resolve().parents[1]
 WAITERS = 2_000
@@ -74,17 +75,32 @@ def _measure(backend: str, loop_name: str, quick: bool) -> dict[str, Any]:
     return figures
 
 
-def run(quick: bool = False) -> str:
-    rows = []
+def run(quick: bool = False) -> Report:
+    report = Report(
+        "backends",
+        "Backends: the IPC figures under each readiness backend "
+        f"({'1 round' if quick else f'median of {bench_ipc.ROUNDS} rounds'} each)",
+        [
+            "loop",
+            "backend",
+            "await Queue.get: rate, vs blocking, vs aioprocessing",
+            "await Connection.recv: same",
+            "Event.wait wake-up",
+            f"threads, {WAITERS:,} waiters on one queue",
+        ],
+        [],
+        quick=quick,
+    )
     for loop_name in loop_factories():
         for backend in toolkit.available_backends():
             f = _measure(backend, loop_name, quick)
+            report.figures.setdefault(loop_name, {})[backend] = f
             queue, pipe = f["queue"], f["pipe"]
             ours_p50, _ = f["latency"]["toolkit Event.wait"]
             floor_p50, _ = f["latency"]["raw pipe byte + add_reader"]
             aio_q = queue.get("aioprocessing", float("nan"))
             aio_p = pipe.get("aioprocessing", float("nan"))
-            rows.append(
+            report.rows.append(
                 [
                     loop_name,
                     backend,
@@ -96,16 +112,12 @@ def run(quick: bool = False) -> str:
                     f"+{f['threads']}",
                 ]
             )
-    return table(
-        "Backends: the IPC figures under each readiness backend "
-        f"({'1 round' if quick else f'median of {bench_ipc.ROUNDS} rounds'} each)",
-        [
-            "loop",
-            "backend",
-            "await Queue.get: rate, vs blocking, vs aioprocessing",
-            "await Connection.recv: same",
-            "Event.wait wake-up",
-            f"threads, {WAITERS:,} waiters on one queue",
-        ],
-        rows,
-    )
+            for label, kind, value in [
+                ("Queue.get vs blocking", STDLIB, queue["toolkit"] / queue["blocking"]),
+                ("Queue.get vs aioprocessing", LIBRARY, queue["toolkit"] / aio_q),
+                ("Connection.recv vs blocking", STDLIB, pipe["toolkit"] / pipe["blocking"]),
+                ("Connection.recv vs aioprocessing", LIBRARY, pipe["toolkit"] / aio_p),
+                ("Event.wait wake-up p50 vs raw pipe byte", FLOOR, floor_p50 / ours_p50),
+            ]:
+                report.ratio(loop_name, f"{backend}: {label}", kind, value)
+    return report

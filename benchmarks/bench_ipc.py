@@ -8,9 +8,10 @@ In one run, per loop:
   aioprocessing's ``await q.coro_get()`` (the best existing library; fewer
   items, reported as a rate).
 * ``Pipe.recv``: the same with a child sending on a pipe.
-* ``Event.wait`` wake-up latency across processes (p50, p99): a child sets
-  the event; against the raw floor, a byte written to a pipe whose read end
-  the loop watches with ``add_reader``.
+* wake-up latency across processes (p50, p99, and every sample for the
+  chart): a child sets an ``Event``, notifies a ``Condition`` or puts an
+  item on a ``Queue`` the parent awaits; against the raw floor, a byte
+  written to a pipe whose read end the loop watches with ``add_reader``.
 * idle: 1,000 coroutines waiting on a queue and 1,000 on an event; CPU used
   by the whole process meanwhile.
 """
@@ -27,15 +28,16 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 import toolkit
-from benchmarks._util import loop_factories, table
+from benchmarks._report import FLOOR as FLOOR_KIND, LIBRARY, STDLIB, Report, quantiles, rounded
+from benchmarks._util import loop_factories
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
 ITEMS = 200_000
 SLOW_ITEMS = 5_000  # for the per-call baselines
 ROUNDS = 3
-BATCH = 25  # pings per turn: the two contenders alternate
+BATCH = 25  # pings per turn: the contenders alternate
 PINGS = 500
 
 
@@ -57,18 +59,22 @@ def _send(conn: Any, count: int) -> None:
     plain.close()
 
 
-def _ping_event(event: Any, go: Any, times: Any, rounds: int) -> None:
+def _ping(kind: str, target: Any, go: Any, times: Any, rounds: int) -> None:
+    """Wake the parent's waiter once per go: stamp the clock, then set, put, notify or write."""
     for _ in range(rounds):
         go.recv()
+        if kind == "condition":
+            with target.sync:  # the stdlib's notify needs the lock: stamp once it is held
+                times.send(time.perf_counter())
+                target.sync.notify()
+            continue
         times.send(time.perf_counter())
-        event.sync.set()
-
-
-def _ping_pipe(writer: Any, go: Any, times: Any, rounds: int) -> None:
-    for _ in range(rounds):
-        go.recv()
-        times.send(time.perf_counter())
-        os.write(writer.fileno(), b"x")
+        if kind == "event":
+            target.sync.set()
+        elif kind == "queue":
+            target.sync.put(None)
+        else:
+            os.write(target.fileno(), b"x")
 
 
 # --- measurements -----------------------------------------------------------------------------
@@ -172,66 +178,115 @@ async def _pipe_rates() -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items() if values}
 
 
-async def _event_latency() -> dict[str, tuple[float, float]]:
-    """Both contenders in turns of BATCH pings, so load drift hits them alike."""
+# The wake-ups measured, by kind: what the parent awaits.
+WAKE_LABELS = {
+    "event": "toolkit Event.wait",
+    "condition": "toolkit Condition.wait",
+    "queue": "toolkit Queue.get",
+    "pipe": "raw pipe byte + add_reader",
+}
+FLOOR = "pipe"
+
+
+async def _wake_samples(kinds: tuple[str, ...]) -> dict[str, list[float]]:
+    """Per-wake-up latencies in seconds, by label: a child wakes the parent's waiter.
+
+    The kinds take turns of BATCH pings, so load drift hits them alike. Each
+    child stamps ``time.perf_counter()`` (system-wide monotonic clock) just
+    before it sets, puts, notifies or writes; the parent's waiting task
+    stamps when it resumes.
+    """
     ctx = _context()
     loop = asyncio.get_running_loop()
-    event = toolkit.Event(context=ctx)
-    ev_go, ev_go_child = multiprocessing.Pipe()
-    ev_times, ev_times_child = multiprocessing.Pipe()
-    pipe_go, pipe_go_child = multiprocessing.Pipe()
-    pipe_times, pipe_times_child = multiprocessing.Pipe()
     # A raw os.pipe does not reach a spawned child: a multiprocessing one does.
     reader, writer = multiprocessing.Pipe(duplex=False)
     r = reader.fileno()
-    ours: list[float] = []
-    raw: list[float] = []
+    event = toolkit.Event(context=ctx)
+    condition = toolkit.Condition(context=ctx)
+    queue: toolkit.Queue[None] = toolkit.Queue(context=ctx)
+    targets = {"event": event, "condition": condition, "queue": queue, "pipe": writer}
+    samples: dict[str, list[float]] = {WAKE_LABELS[kind]: [] for kind in kinds}
+    missed = 0
 
-    async def ping_event() -> None:
-        event.clear()
-        waiter = asyncio.ensure_future(_woken_at(event.wait()))
-        await asyncio.sleep(0.002)  # the waiter is parked
-        ev_go.send(None)
-        woke = await waiter
-        ours.append(woke - ev_times.recv())
+    async def wait_condition() -> bool:
+        async with condition:
+            # A timeout, not a hang, should the notify ever come before the wait.
+            return await condition.wait(timeout=5.0)
 
-    async def ping_pipe() -> None:
+    async def wait_pipe() -> None:
         readable: asyncio.Future[None] = loop.create_future()
         loop.add_reader(r, _resolve, readable)
-        waiter = asyncio.ensure_future(_woken_at(readable))
-        await asyncio.sleep(0.002)
-        pipe_go.send(None)
-        woke = await waiter
-        loop.remove_reader(r)
-        os.read(r, 1)
-        raw.append(woke - pipe_times.recv())
+        try:
+            await readable
+        finally:
+            loop.remove_reader(r)
 
-    pipe_child = ctx.Process(  # type: ignore[attr-defined]
-        target=_ping_pipe, args=(writer, pipe_go_child, pipe_times_child, PINGS)
-    )
-    pipe_child.start()
-    args = (event, ev_go_child, ev_times_child, PINGS)
-    async with toolkit.Process(target=_ping_event, args=args, context=ctx):
-        for _ in range(PINGS // BATCH):
-            for _ in range(BATCH):
-                await ping_event()
-            for _ in range(BATCH):
-                await ping_pipe()
-    pipe_child.join()
-    for conn in (reader, writer, ev_go, ev_go_child, ev_times, ev_times_child):
-        conn.close()
-    for conn in (pipe_go, pipe_go_child, pipe_times, pipe_times_child):
-        conn.close()
-    return {
-        "toolkit Event.wait": _p50_p99(ours),
-        "raw pipe byte + add_reader": _p50_p99(raw),
+    waits: dict[str, Callable[[], Awaitable[object]]] = {
+        "event": event.wait,
+        "condition": wait_condition,
+        "queue": queue.get,
+        "pipe": wait_pipe,
     }
+    channels = {}
+    children = []
+    for kind in kinds:
+        go, go_child = multiprocessing.Pipe()
+        times, times_child = multiprocessing.Pipe()
+        channels[kind] = (go, times)
+        child = ctx.Process(  # type: ignore[attr-defined]
+            target=_ping, args=(kind, targets[kind], go_child, times_child, PINGS)
+        )
+        child.start()
+        go_child.close()
+        times_child.close()
+        children.append(child)
+
+    async def ping(kind: str) -> None:
+        nonlocal missed
+        if kind == "event":
+            event.clear()
+        go, times = channels[kind]
+        waiter = asyncio.ensure_future(_woken_at(waits[kind]()))
+        await asyncio.sleep(0.002)  # the waiter is parked
+        go.send(None)
+        woke, result = await waiter
+        sent = times.recv()
+        if kind == "pipe":
+            os.read(r, 1)
+        if result is False:  # the condition's wait timed out: no wake-up to count
+            missed += 1
+            return
+        samples[WAKE_LABELS[kind]].append(woke - sent)
+
+    try:
+        for _ in range(PINGS // BATCH):
+            for kind in kinds:
+                for _ in range(BATCH):
+                    await ping(kind)
+    finally:
+        for go, times in channels.values():  # first: a child still waiting for go ends
+            go.close()
+            times.close()
+        for child in children:
+            child.join(10)
+        reader.close()
+        writer.close()
+        queue.close()
+    if missed:
+        print(f"ipc: {missed} condition wake-ups missed (notify before wait), not counted")
+    return samples
 
 
-async def _woken_at(wait: Awaitable[object]) -> float:
-    """Await, in a task of its own, and say when it woke (both contenders alike)."""
-    await wait
-    return time.perf_counter()
+async def _event_latency() -> dict[str, tuple[float, float]]:
+    """The Event wake-up against the raw floor, (p50, p99) in microseconds (bench_backends)."""
+    samples = await _wake_samples(("event", FLOOR))
+    return {label: _p50_p99(values) for label, values in samples.items()}
+
+
+async def _woken_at(wait: Awaitable[object]) -> tuple[float, object]:
+    """Await, in a task of its own, and say when it woke (every contender alike)."""
+    result = await wait
+    return time.perf_counter(), result
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -262,46 +317,70 @@ async def _idle_cpu(seconds: float) -> float:
     return 100 * used / seconds
 
 
-def run(quick: bool = False) -> str:
+def run(quick: bool = False) -> Report:
     global ROUNDS, PINGS
     if quick:
         ROUNDS, PINGS = 1, 50
-    rows = []
+    report = Report(
+        "ipc",
+        f"IPC: {ITEMS:,} small items per round (median of {ROUNDS} rounds), {PINGS} wake-ups each",
+        ["loop", "mechanism", "result", "toolkit is"],
+        [],
+        quick=quick,
+        series={"wakeups": {}},
+    )
+    rows = report.rows
     for loop_name, factory in loop_factories().items():
         with asyncio.Runner(loop_factory=factory) as runner:
             queue_rates = runner.run(_queue_rates())
             pipe_rates = runner.run(_pipe_rates())
-            latency = runner.run(_event_latency())
+            wakeups = runner.run(_wake_samples(tuple(WAKE_LABELS)))
             idle = runner.run(_idle_cpu(2.0 if quick else 10.0))
             runner.run(toolkit.shutdown_default_executors())
+        latency = {label: _p50_p99(values) for label, values in wakeups.items()}
+        report.figures[loop_name] = {
+            "queue_per_s": queue_rates,
+            "recv_per_s": pipe_rates,
+            "wakeup_p50_p99_us": latency,
+            "idle_cpu_percent": idle,
+        }
+        # Microseconds to 0.01: the samples themselves, for the distribution chart.
+        report.series["wakeups"][loop_name] = {
+            label: rounded(quantiles([v * 1e6 for v in values]), 2)
+            for label, values in wakeups.items()
+        }
         ours = queue_rates["toolkit"]
-        for name, label in [
-            ("toolkit", "toolkit await Queue.get"),
-            ("blocking", "blocking Queue.get loop"),
-            ("executor", "await run_in_executor(None, q.get)"),
-            ("aioprocessing", "aioprocessing await coro_get"),
+        for name, label, kind in [
+            ("toolkit", "toolkit await Queue.get", ""),
+            ("blocking", "blocking Queue.get loop", STDLIB),
+            ("executor", "await run_in_executor(None, q.get)", STDLIB),
+            ("aioprocessing", "aioprocessing await coro_get", LIBRARY),
         ]:
             rate = queue_rates[name]
             rows.append([loop_name, label, f"{rate:,.0f}/s", f"{ours / rate:.2f}x"])
+            if kind:
+                report.ratio(loop_name, f"Queue.get vs {label}", kind, ours / rate)
         ours = pipe_rates["toolkit"]
-        for name, label in [
-            ("toolkit", "toolkit await Connection.recv"),
-            ("blocking", "blocking Connection.recv loop"),
-            ("aioprocessing", "aioprocessing await coro_recv"),
+        for name, label, kind in [
+            ("toolkit", "toolkit await Connection.recv", ""),
+            ("blocking", "blocking Connection.recv loop", STDLIB),
+            ("aioprocessing", "aioprocessing await coro_recv", LIBRARY),
         ]:
             if name in pipe_rates:
                 rate = pipe_rates[name]
                 rows.append([loop_name, label, f"{rate:,.0f}/s", f"{ours / rate:.2f}x"])
-        ours_p50 = latency["toolkit Event.wait"][0]
+                if kind:
+                    report.ratio(loop_name, f"Connection.recv vs {label}", kind, ours / rate)
+        floor_p50 = latency[WAKE_LABELS[FLOOR]][0]
         for label, (p50, p99) in latency.items():
-            ratio = f"{ours_p50 / p50:.2f}x slower" if label.startswith("raw") else ""
+            ratio = ""
+            if label != WAKE_LABELS[FLOOR]:
+                ratio = f"{p50 / floor_p50:.2f}x the floor"
+                what = f"{label.removeprefix('toolkit ')} wake-up p50 vs raw pipe byte"
+                report.ratio(loop_name, what, FLOOR_KIND, floor_p50 / p50)
             rows.append(
                 [loop_name, f"wake-up, {label}", f"p50 {p50:.0f} us, p99 {p99:.0f} us", ratio]
             )
         waiting = "idle: 1,000 queue getters + 1,000 event waiters"
         rows.append([loop_name, waiting, f"{idle:.3f}% CPU", ""])
-    return table(
-        f"IPC: {ITEMS:,} small items per round (median of {ROUNDS} rounds), {PINGS} wake-ups",
-        ["loop", "mechanism", "result", "toolkit is"],
-        rows,
-    )
+    return report

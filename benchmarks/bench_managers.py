@@ -25,7 +25,8 @@ import time
 from typing import Any
 
 import toolkit
-from benchmarks._util import loop_factories, median, table
+from benchmarks._report import LIBRARY, STDLIB, Report
+from benchmarks._util import loop_factories, median
 
 CALLS = 5_000
 SLOW_CALLS = 1_000  # thread-per-call baselines
@@ -154,21 +155,30 @@ def _median_run(runs: list[tuple[float, int]]) -> tuple[float, int]:
     return rate, runs[0][1]
 
 
-def run(quick: bool = False) -> str:
+def run(quick: bool = False) -> Report:
     global CALLS, SLOW_CALLS, ROUNDS
     if quick:
         CALLS, SLOW_CALLS, ROUNDS = 1_000, 200, 1
-    rows = []
+    report = Report(
+        "managers",
+        f"Managers: dict.get round trips ({CALLS:,} calls per round, median of {ROUNDS} rounds)",
+        ["loop", "mechanism", "rate", "toolkit is", "threads added"],
+        [],
+        quick=quick,
+    )
+    rows = report.rows
     for loop_name, factory in loop_factories().items():
         with asyncio.Runner(loop_factory=factory) as runner:
             results = runner.run(_measure())
             runner.run(toolkit.shutdown_default_executors())
+        report.figures[loop_name] = results  # every round's rates (and threads added)
         ours = median(results["toolkit"])
         stdlib = median(results["stdlib"])
         # Ratios within each round (the contenders ran back to back), then their median:
         # steadier on a shared machine than a ratio of medians taken at different times.
         ratios = [t / s for t, s in zip(results["toolkit"], results["stdlib"], strict=True)]
         versus_stdlib = median(ratios)
+        report.ratio(loop_name, "sequential vs the stdlib proxy, blocking", STDLIB, versus_stdlib)
         rows.append([loop_name, "toolkit: await d.get(k)", f"{ours:,.0f}/s", "", "0"])
         rows.append(
             [
@@ -181,6 +191,8 @@ def run(quick: bool = False) -> str:
         )
         if "aioprocessing" in results:
             aio = median(results["aioprocessing"])
+            what = "sequential vs aioprocessing (run_in_executor)"
+            report.ratio(loop_name, what, LIBRARY, ours / aio)
             rows.append(
                 [
                     loop_name,
@@ -192,6 +204,8 @@ def run(quick: bool = False) -> str:
             )
         concurrent = _median_run(results["toolkit 100"])
         threaded = _median_run(results["to_thread 100"])
+        what = f"{CALLERS} coroutines vs asyncio.to_thread(stdlib proxy)"
+        report.ratio(loop_name, what, STDLIB, concurrent[0] / threaded[0])
         rows.append(
             [
                 loop_name,
@@ -210,11 +224,7 @@ def run(quick: bool = False) -> str:
                 f"+{threaded[1]}",
             ]
         )
-    return table(
-        f"Managers: dict.get round trips ({CALLS:,} calls per round, median of {ROUNDS} rounds)",
-        ["loop", "mechanism", "rate", "toolkit is", "threads added"],
-        rows,
-    )
+    return report
 
 
 if __name__ == "__main__":

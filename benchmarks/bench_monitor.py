@@ -1,4 +1,4 @@
-"""What a monitor client flooding requests costs a service: its loop's worst stall and its throughput.
+"""What a monitor client flooding requests costs a service: its loop's stalls and throughput.
 
 The service runs sequential ``await pool.apply(abs, (-1,))`` on a Pool(2)
 beside an idle ThreadPool(32) (so that each snapshot has 34 workers to
@@ -23,7 +23,8 @@ import sys
 import time
 
 import toolkit
-from benchmarks._util import StallMeter, loop_factories, median, table
+from benchmarks._report import OTHER, Report
+from benchmarks._util import StallMeter, loop_factories, median
 
 SECONDS = 1.5
 ROUNDS = 3
@@ -63,7 +64,9 @@ async def _service(pool: toolkit.Pool, seconds: float) -> tuple[float, float, fl
     return calls / elapsed, meter.worst_ms, meter.p99_ms
 
 
-async def _round(pool: toolkit.Pool, rate: float | None, seconds: float) -> tuple[float, float, float]:
+async def _round(
+    pool: toolkit.Pool, rate: float | None, seconds: float
+) -> tuple[float, float, float]:
     if rate is None:
         return await _service(pool, seconds)
     async with toolkit.monitor.serve(rate=rate) as server:
@@ -97,15 +100,23 @@ async def _measure(rounds: int, seconds: float) -> dict[str, list[tuple[float, f
     return results
 
 
-def run(quick: bool = False) -> str:
-    rows = []
+def run(quick: bool = False) -> Report:
+    report = Report(
+        "monitor",
+        "Monitor under a flooding client (sequential Pool(2).apply; 34 workers in each snapshot)",
+        ["loop", "setting", "applies/s", "vs no client", "worst stall ms", "p99 stall ms"],
+        [],
+        quick=quick,
+    )
     for loop_name, factory in loop_factories().items():
         with asyncio.Runner(loop_factory=factory) as runner:
             results = runner.run(_measure(1 if quick else ROUNDS, 0.5 if quick else SECONDS))
+        # Every round's (applies/s, worst stall ms, p99 stall ms), by setting.
+        report.figures[loop_name] = results
         base = median([r[0] for r in results["no client"]])
         for name, values in results.items():
             throughput = median([v[0] for v in values])
-            rows.append(
+            report.rows.append(
                 [
                     loop_name,
                     name,
@@ -115,8 +126,7 @@ def run(quick: bool = False) -> str:
                     f"{median([v[2] for v in values]):.2f}",
                 ]
             )
-    return table(
-        "Monitor under a flooding client (sequential Pool(2).apply; 34 workers in each snapshot)",
-        ["loop", "setting", "applies/s", "vs no client", "worst stall ms", "p99 stall ms"],
-        rows,
-    )
+            if SETTINGS[name] is not None:
+                # No other library's monitor: the service's own throughput with nobody attached.
+                report.ratio(loop_name, f"{name} vs no client", OTHER, throughput / base)
+    return report

@@ -45,7 +45,8 @@ import aiomultiprocess
 import psutil
 
 import toolkit
-from benchmarks._util import StallMeter, loop_factories, median, table
+from benchmarks._report import FLOOR, LIBRARY, STDLIB, Report
+from benchmarks._util import StallMeter, loop_factories, median
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -529,16 +530,39 @@ def _rows(loop_name: str, f: _Figures) -> list[list[str]]:
     ]
 
 
-def run(quick: bool = False) -> str:
+def _ratios(report: Report, loop_name: str, f: _Figures) -> None:
+    """The rows' ratios as "toolkit is N x" (for times: theirs over ours), for the chart."""
+    m = f.median
+    for label, kind, value in [
+        ("map vs multiprocessing.Pool.map", STDLIB, m("map") / m("mp_map")),
+        ("map vs aiomultiprocess", LIBRARY, m("map") / m("aiomp_map")),
+        ("apply vs aiomultiprocess", LIBRARY, m("apply") / m("aiomp_apply")),
+        ("apply vs run_in_executor(ProcessPoolExecutor)", STDLIB, m("apply") / m("executor_apply")),
+        ("apply vs gather of no-op coroutines", FLOOR, m("apply") / m("floor")),
+        ("CPU-bound map vs static split", FLOOR, m("cpu_static") / m("cpu")),
+        ("start, warm forkserver, vs ProcessPoolExecutor", STDLIB, m("warm_executor") / m("warm")),
+        ("start, cold, vs ProcessPoolExecutor", STDLIB, m("cold_executor") / m("cold")),
+        ("start, cold, fork, vs ProcessPoolExecutor", STDLIB,
+         m("cold_fork_executor") / m("cold_fork")),
+    ]:  # fmt: skip
+        report.ratio(loop_name, label, kind, value)
+
+
+def run(quick: bool = False) -> Report:
     cpu_n = _calibrate()
-    rows: list[list[str]] = []
-    for loop_name, factory in loop_factories().items():
-        with asyncio.Runner(loop_factory=factory) as runner:
-            rows += _rows(loop_name, runner.run(_measure(quick, cpu_n, loop_name)))
-    return table(
+    report = Report(
+        "pool",
         f"Pool: {WORKERS} forkserver workers (median of {2 if quick else 5} rounds; "
         f"apply {1 if quick else 3}, CPU {1 if quick else 3}, "
         f"cold start {1 if quick else COLD_ROUNDS})",
         ["loop", "mechanism", "result", "toolkit is"],
-        rows,
+        [],
+        quick=quick,
     )
+    for loop_name, factory in loop_factories().items():
+        with asyncio.Runner(loop_factory=factory) as runner:
+            figures = runner.run(_measure(quick, cpu_n, loop_name))
+        report.rows += _rows(loop_name, figures)
+        report.figures[loop_name] = figures.samples  # every sample, by name
+        _ratios(report, loop_name, figures)
+    return report

@@ -23,7 +23,8 @@ import os
 import anyio.to_process
 
 import toolkit
-from benchmarks._util import loop_factories, median, rate, table
+from benchmarks._report import LIBRARY, STDLIB, Report
+from benchmarks._util import loop_factories, median, rate
 
 CALLS = 1_000
 ROUNDS = 7
@@ -67,15 +68,28 @@ async def _measure(rounds: int) -> dict[str, float]:
     return {name: median(values) for name, values in rates.items()}
 
 
-def run(quick: bool = False) -> str:
+KINDS = {
+    "run_in_executor(ProcessPoolExecutor)": STDLIB,
+    "anyio.to_process.run_sync": LIBRARY,
+}
+
+
+def run(quick: bool = False) -> Report:
     rounds = 2 if quick else ROUNDS
-    rows = []
+    report = Report(
+        "to_process",
+        f"to_process: {CALLS:,} concurrent tiny calls (median of {rounds} rounds)",
+        ["loop", "mechanism", "calls/s", "toolkit is"],
+        [],
+        quick=quick,
+    )
     for loop_name, factory in loop_factories().items():
         with asyncio.Runner(loop_factory=factory) as runner:
             result = runner.run(_measure(rounds))
+        report.figures[loop_name] = {"calls_per_s": result}
         ours = result["toolkit.to_process"]
         for name, value in result.items():
-            rows.append(
+            report.rows.append(
                 [
                     loop_name,
                     name,
@@ -83,11 +97,9 @@ def run(quick: bool = False) -> str:
                     f"{ours / value:.2f}x" if name != "toolkit.to_process" else "1.00x",
                 ]
             )
-    return table(
-        f"to_process: {CALLS:,} concurrent tiny calls (median of {rounds} rounds)",
-        ["loop", "mechanism", "calls/s", "toolkit is"],
-        rows,
-    )
+            if name in KINDS:
+                report.ratio(loop_name, name, KINDS[name], ours / value)
+    return report
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import asyncio
 import anyio.to_thread
 
 import toolkit
-from benchmarks._util import loop_factories, median, rate, table
+from benchmarks._report import LIBRARY, STDLIB, Report
+from benchmarks._util import loop_factories, median, rate
 
 CALLS = 1_000
 ROUNDS = 15
@@ -63,14 +64,29 @@ async def _measure(rounds: int) -> dict[str, float]:
     return {name: median(values) for name, values in rates.items()}
 
 
-def run(quick: bool = False) -> str:
-    rows = []
+KINDS = {
+    "loop.run_in_executor": STDLIB,
+    "asyncio.to_thread": STDLIB,
+    "anyio.to_thread.run_sync": LIBRARY,
+}
+
+
+def run(quick: bool = False) -> Report:
+    rounds = 3 if quick else ROUNDS
+    report = Report(
+        "to_thread",
+        f"to_thread: {CALLS:,} concurrent no-op calls (median of {rounds} rounds)",
+        ["loop", "mechanism", "calls/s", "toolkit is"],
+        [],
+        quick=quick,
+    )
     for loop_name, factory in loop_factories().items():
         with asyncio.Runner(loop_factory=factory) as runner:
-            result = runner.run(_measure(3 if quick else ROUNDS))
+            result = runner.run(_measure(rounds))
+        report.figures[loop_name] = {"calls_per_s": result}
         ours = result["toolkit.to_thread"]
         for name, value in result.items():
-            rows.append(
+            report.rows.append(
                 [
                     loop_name,
                     name,
@@ -78,8 +94,6 @@ def run(quick: bool = False) -> str:
                     f"{ours / value:.2f}x" if name != "toolkit.to_thread" else "1.00x",
                 ]
             )
-    return table(
-        f"to_thread: {CALLS:,} concurrent no-op calls (median of {3 if quick else ROUNDS} rounds)",
-        ["loop", "mechanism", "calls/s", "toolkit is"],
-        rows,
-    )
+            if name in KINDS:
+                report.ratio(loop_name, name, KINDS[name], ours / value)
+    return report
