@@ -154,7 +154,7 @@ class BaseManager:
     """A manager server holding shared objects, reached through awaitable proxies.
 
     ``register(typeid, callable, ...)`` adds a shared type, as with
-    ``multiprocessing.multiprocessing.managers.BaseManager``; each registered typeid becomes
+    ``multiprocessing.managers.BaseManager``; each registered typeid becomes
     an awaitable method creating one object: ``await manager.typeid(...)``.
 
     Args:
@@ -171,6 +171,11 @@ class BaseManager:
             queue get, an acquire, a wait) takes one of its own meanwhile.
         shutdown_timeout: seconds to wait for the server to exit at
             shutdown before terminating it, then killing it.
+
+    Raises:
+        TypeError: authkey is not bytes; address is neither a path nor a pair.
+        ValueError: a network address that is not a (host, port) pair;
+            connections < 1; shutdown_timeout <= 0; an unknown start method.
     """
 
     # typeid -> (callable, exposed, method_to_typeid, stdlib proxytype): what the server serves.
@@ -242,6 +247,10 @@ class BaseManager:
             method_to_typeid: methods whose result is itself shared (a proxy
                 comes back), by the typeid of that result.
             create_method: add ``await manager.typeid(*args, **kwds)``.
+
+        Raises:
+            ValueError: typeid is not an identifier.
+            TypeError: callable is not callable, or proxytype is not a proxy type.
         """
         if not isinstance(typeid, str) or not typeid.isidentifier():
             raise ValueError(f"typeid must be an identifier, not {typeid!r}")
@@ -275,7 +284,16 @@ class BaseManager:
                 return await self._create(typeid, *args, **kwds)
 
             create.__name__ = create.__qualname__ = typeid
-            create.__doc__ = f"Create a shared {typeid!r} object; return its awaitable proxy."
+            create.__doc__ = (
+                f"Create a shared {typeid!r} object; return its awaitable proxy.\n\n"
+                "Raises:\n"
+                "    ClosedError: the manager was not started, or was shut down.\n"
+                "    ManagerDiedError: the server process is gone.\n"
+                "    multiprocessing.managers.RemoteError: the server could not make it.\n\n"
+                "Cancellation:\n"
+                "    Once the request went out, the object is made anyway and stays\n"
+                "    in the server until the manager shuts down.\n"
+            )
             setattr(cls, typeid, create)
 
     # -- state ----------------------------------------------------------------------------------
@@ -291,7 +309,10 @@ class BaseManager:
         return None if self._process is None else self._process.pid
 
     def is_alive(self) -> bool:
-        """Tell whether the server is there (its process runs; connections are not broken)."""
+        """Tell whether the server is there (its process runs; connections are not broken).
+
+        False before ``start()`` and after ``shutdown()``. It raises nothing.
+        """
         if self._state != _STARTED or self._pool is None or self._pool.closed:
             return False
         return self._process is None or self._process.is_alive()
@@ -334,12 +355,23 @@ class BaseManager:
     ) -> None:
         """Start the server process and wait until it serves.
 
+        Args:
+            initializer: run as initializer(*initargs) in the server process
+                before it serves.
+            initargs: the initializer's arguments.
+
         Raises:
-            multiprocessing.ProcessError: already started or shut down.
+            multiprocessing.ProcessError: already started or shut down; or the
+                server process exited before serving.
+            TypeError: initializer is not callable.
             OSError: the address cannot be served (in use...), raised as the server raised it.
+            Exception: what the initializer raised in the server (the server
+                then exits), or what pickling the registry or initializer raised.
 
         Cancellation:
-            The server process is stopped.
+            The server process is stopped (its start, already under way in a
+            thread, is seen through first); the manager is then shut down for
+            good: start() cannot be called again.
         """
         if self._state != _INITIAL:
             raise multiprocessing.ProcessError(f"the manager was already {self._state}")
@@ -428,9 +460,21 @@ class BaseManager:
     ) -> Self:
         """Connect to a manager server already running at address (this one's or the stdlib's).
 
+        Args:
+            address: the server's address (``manager.address`` of the one that started it).
+            authkey: the server's key (default: this process's ``authkey``).
+            connections: how many connections ordinary calls share.
+
         Raises:
             multiprocessing.AuthenticationError: the server refused the key.
-            ConnectionError: nothing serves there.
+            ConnectionError: nothing serves there (``ConnectionRefusedError``).
+            TypeError: authkey is not bytes, or address is neither a path nor a pair.
+            ValueError: a network address that is not a (host, port) pair.
+
+        Cancellation:
+            Nothing is returned; a connection opened meanwhile is kept by the
+            abandoned manager object until it is garbage collected. The server
+            is not affected.
         """
         self = cls(address, authkey, connections=connections)
         self._state = _STARTED
@@ -451,6 +495,8 @@ class BaseManager:
         """Stop the server process (its objects go with it); for a connected manager, disconnect.
 
         Calls still pending fail with ``ClosedError``. Safe to call twice.
+        It raises nothing: a server that does not answer is terminated, then
+        killed.
 
         Cancellation:
             Raised where it lands: the rest of the stop is abandoned, and a
@@ -538,63 +584,246 @@ class Manager(BaseManager):
     """
 
     async def dict(self, *args: Any, **kwds: Any) -> DictProxy:
-        """A shared ``dict`` (the arguments of ``dict()``)."""
+        """A shared ``dict`` (the arguments of ``dict()``).
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("dict", *args, **kwds)  # type: ignore[no-any-return]
 
     async def list(self, *args: Any) -> ListProxy:
-        """A shared ``list`` (the arguments of ``list()``)."""
+        """A shared ``list`` (the arguments of ``list()``).
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("list", *args)  # type: ignore[no-any-return]
 
     async def Namespace(self, **kwds: Any) -> NamespaceProxy:
-        """A shared namespace, with these attributes."""
+        """A shared namespace, with these attributes.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("Namespace", **kwds)  # type: ignore[no-any-return]
 
     async def Value(self, typecode: Any, value: Any, lock: bool = True) -> ValueProxy:
-        """A shared value (the typecode is kept, not enforced, as the stdlib's)."""
+        """A shared value (the typecode is kept, not enforced, as the stdlib's).
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("Value", typecode, value, lock)  # type: ignore[no-any-return]
 
     async def Array(self, typecode: str, sequence: Any, lock: bool = True) -> ArrayProxy:
-        """A shared ``array.array`` of typecode."""
+        """A shared ``array.array`` of typecode.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+            TypeError: sequence is neither an int nor iterable (at the call).
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         items = list(sequence) if not isinstance(sequence, int) else [0] * sequence
         return await self._create("Array", typecode, items, lock)  # type: ignore[no-any-return]
 
     async def Queue(self, maxsize: int = 0) -> QueueProxy:
-        """A shared ``queue.Queue``."""
+        """A shared ``queue.Queue``.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("Queue", maxsize)  # type: ignore[no-any-return]
 
     async def JoinableQueue(self, maxsize: int = 0) -> QueueProxy:
-        """A shared ``queue.Queue`` with ``task_done`` and ``join``."""
+        """A shared ``queue.Queue`` with ``task_done`` and ``join``.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("JoinableQueue", maxsize)  # type: ignore[no-any-return]
 
     async def Lock(self) -> AcquirerProxy:
-        """A shared ``threading.Lock``."""
+        """A shared ``threading.Lock``.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("Lock")  # type: ignore[no-any-return]
 
     async def RLock(self) -> RLockProxy:
-        """A shared ``threading.RLock``, owned by the task that acquires it."""
+        """A shared ``threading.RLock``, owned by the task that acquires it.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("RLock")  # type: ignore[no-any-return]
 
     async def Semaphore(self, value: int = 1) -> AcquirerProxy:
-        """A shared ``threading.Semaphore``."""
+        """A shared ``threading.Semaphore``.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("Semaphore", value)  # type: ignore[no-any-return]
 
     async def BoundedSemaphore(self, value: int = 1) -> AcquirerProxy:
-        """A shared ``threading.BoundedSemaphore``."""
+        """A shared ``threading.BoundedSemaphore``.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("BoundedSemaphore", value)  # type: ignore[no-any-return]
 
     async def Condition(self, lock: Any = None) -> ConditionProxy:
-        """A shared ``threading.Condition`` (over a shared lock, or a new RLock)."""
+        """A shared ``threading.Condition`` (over a shared lock, or a new RLock).
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         args = () if lock is None else (lock,)  # a proxy reaches the server as its referent's
         return await self._create("Condition", *args)  # type: ignore[no-any-return]
 
     async def Event(self) -> EventProxy:
-        """A shared ``threading.Event``."""
+        """A shared ``threading.Event``.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("Event")  # type: ignore[no-any-return]
 
     async def Barrier(
         self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
     ) -> BarrierProxy:
-        """A shared ``threading.Barrier``."""
+        """A shared ``threading.Barrier``.
+
+        Raises:
+            ClosedError: the manager was not started, or was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not make it
+                (arguments its constructor refuses): the server's traceback.
+
+        Cancellation:
+            Cancelled before its request reached the server, nothing is made.
+            Once the request went out, the object is made anyway and the
+            reference the server took for this call is not given back: the
+            object stays in the server until the manager shuts down.
+        """
         return await self._create("Barrier", parties, action, timeout)  # type: ignore[no-any-return]
 
 

@@ -242,7 +242,18 @@ class BaseProxy:
         return proxytype._from_sync(sync, sync_type, self._pool)
 
     async def copy(self) -> Any:
-        """Return a plain local copy of the referent."""
+        """Return a plain local copy of the referent (``#GETVALUE``: it must pickle).
+
+        Raises:
+            ClosedError: the manager was shut down.
+            ManagerDiedError: the server process is gone.
+            multiprocessing.managers.RemoteError: the server could not pickle
+                the referent (the server's traceback).
+
+        Cancellation:
+            Safe: the copy is made by the server anyway, its reply read and
+            dropped; the proxy stays usable.
+        """
         return self._plain(await self._callmethod("#GETVALUE"))
 
     def _plain(self, value: Any) -> Any:
