@@ -72,15 +72,15 @@ def awaited(awaitable: Any) -> Any:
 
 
 def awaitables(task: asyncio.Task[Any]) -> list[Any]:
-    """Every awaitable in a task's chain, outermost (its coroutine) first, down to the
-    future it sleeps on: coroutines, generators, futures, awaitable objects.
+    """Every awaitable in a task's chain, outermost (its coroutine) first.
 
-    For a console that looks for something in what a task awaits (the
-    playground finds a map's progress there). Call it in the task's loop
-    thread, or while the task cannot run.
+    Down to the future it sleeps on: coroutines, generators, futures,
+    awaitable objects. For a console that looks for something in what a
+    task awaits (the playground finds a map's progress there). Call it in
+    the task's loop thread, or while the task cannot run.
 
-    Raises:
-        Nothing of its own: a chain it cannot follow further ends early.
+    It raises nothing: a chain it cannot follow further ends early (a done
+    task's chain is empty).
     """
     found: list[Any] = []
     awaitable: Any = task.get_coro()
@@ -110,6 +110,8 @@ def await_chain(task: asyncio.Task[Any]) -> list[str]:
     """What a task awaits, outermost first: 'fn (file:line)' per coroutine, then the leaf.
 
     Task.get_stack() gives only the outer frame on 3.11: this follows cr_await.
+    Call it as ``awaitables``. It raises nothing: a chain it cannot follow
+    further ends early.
     """
     return [text for text in map(_describe, awaitables(task)) if text is not None]
 
@@ -144,6 +146,9 @@ def task_snapshot(loop: asyncio.AbstractEventLoop | None = None) -> tuple[AsyncT
     """Every task of loop (the running one by default), sorted by name.
 
     Call it in the loop's own thread: the coroutines it reads must not run meanwhile.
+
+    Raises:
+        RuntimeError: no loop given, and none is running in this thread.
     """
     tasks = asyncio.all_tasks(loop) if loop is not None else asyncio.all_tasks()
     records = []

@@ -132,7 +132,11 @@ def _works(name: str) -> bool:
 
 
 def available_backends() -> tuple[str, ...]:
-    """The backends this platform can run, fastest first (``threads`` always)."""
+    """The backends this platform can run, fastest first (``threads`` always).
+
+    Names ``set_backend`` and ``TOOLKIT_BACKEND`` accept here.
+    It raises nothing: a backend whose probe fails is left out.
+    """
     return tuple(name for name in BACKENDS if _works(name))
 
 

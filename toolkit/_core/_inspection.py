@@ -32,6 +32,13 @@ __all__ = [
 ]
 
 WorkerState = Literal["starting", "idle", "busy", "stopping", "dead"]
+"""A worker's state (``WorkerInfo.state``): its life, in order.
+
+``starting`` (its process or thread is starting), ``idle`` (ready, no
+task), ``busy`` (running a task), ``stopping`` (told to leave, killed, or
+retiring after its task), ``dead`` (gone; kept a while in ``pool.workers``
+with its ``exit_reason``).
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +195,8 @@ def find_pool(name: str) -> Any:
 
     For a console's control actions (restart a cluster worker, resize): a
     snapshot names workers by their pool, this finds the pool. Any thread.
+    Where names repeat, a running pool wins over one that has ended.
+    It raises nothing: an unknown name gives None.
     """
     found = None
     for obj in live():  # names may repeat: a running pool before one that has ended
@@ -203,6 +212,8 @@ def snapshot() -> Snapshot:
 
     Safe from any thread (a monitor's, a UI's), even while the loop that runs
     the pools is busy or blocked: it copies, it never waits for the loop.
+    It raises nothing: a worker's CPU and memory figures are None where
+    they cannot be read.
     """
     pools: list[PoolSnapshot] = []
     processes: list[ProcessInfo] = []

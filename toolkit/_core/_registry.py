@@ -20,6 +20,12 @@ __all__ = ["DURATION_BOUNDS", "function_name", "live", "register", "unregister"]
 # ... 60 s, then longer (PoolStats.durations; Prometheus's histogram). Here,
 # not with the records: a pool counts from its first task.
 DURATION_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""The upper bounds (seconds) of the task duration buckets every pool counts.
+
+``PoolStats.durations`` has one count per bound (tasks that took at most
+that long, and more than the bound before), then one for the longer ones;
+``toolkit.monitor.metrics()`` exports them as a Prometheus histogram.
+"""
 
 
 def function_name(fn: object) -> str:
