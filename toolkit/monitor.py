@@ -67,12 +67,22 @@ __all__ = [
 
 
 def to_json(snapshot: Snapshot) -> str:
-    """One line of JSON for a snapshot (from_json reads it back)."""
+    """One line of JSON for a snapshot (from_json reads it back).
+
+    Raises:
+        TypeError: snapshot is not a dataclass instance (a ``Snapshot``).
+    """
     return json.dumps(dataclasses.asdict(snapshot), separators=(",", ":"))
 
 
 def from_json(text: str | bytes) -> Snapshot:
-    """The snapshot a to_json line describes."""
+    """The snapshot a to_json line describes.
+
+    Raises:
+        json.JSONDecodeError: text is not JSON (a ``ValueError``).
+        KeyError: the JSON lacks a field a snapshot has.
+        TypeError: a record has fields a snapshot's records do not (another version's).
+    """
     return snapshot_from_plain(json.loads(text))
 
 
@@ -90,15 +100,20 @@ def serve(
     Args:
         address: None: a private Unix socket (on Windows: loopback TCP with a
             token). A str: a Unix socket path. (host, port): TCP, with a token.
-        token, token_file: the secret a client must present (TCP: made and
-            written to ``server.token_file`` when neither is given nor set in
-            the environment).
+        token: the secret a client must present (TCP: made and written to
+            ``server.token_file`` when neither it nor token_file is given nor
+            set in the environment).
+        token_file: a file holding the token (read if it exists, else
+            written, mode 0600).
         control: let consoles cancel tasks, kill workers and resize pools.
         max_clients: connections at once.
         rate: requests a second per client.
 
     Raises:
-        TypeError, ValueError: a bad argument (at the call, before anything listens).
+        TypeError: an address that is neither (host, port) nor a path; control
+            not a bool; a token that is not a str (at the call).
+        ValueError: max_clients or rate not positive; a token too short or
+            with spaces; a Unix socket path on Windows (at the call).
     """
     return MonitorServer(
         address,
@@ -116,6 +131,10 @@ def metrics(registry: Any = None) -> Collector:
     Registers a collector on registry (prometheus_client's default
     REGISTRY when None) and returns it; scrapes read the live pools then.
     See docs/monitor.md for the metric names.
+
+    Raises:
+        ModuleNotFoundError: prometheus_client is not installed (``toolkit[metrics]``).
+        ValueError: registry has these metrics already (register once per registry).
     """
     from ._monitor._metrics import register
 

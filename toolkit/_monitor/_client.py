@@ -110,6 +110,13 @@ class MonitorClient:
             LookupError, TypeError, ValueError: the service's answer to a bad request.
             ConnectionError: the service went away.
             TimeoutError: no answer within the client's timeout.
+            ValueError: the answer is not a monitor's.
+            RuntimeError: any other error the service met answering.
+
+        Cancellation:
+            Not safe for the connection: a request cancelled (or timed out)
+            after it was sent leaves its answer unread, and the next request
+            on this client would get it. Close the client and connect again.
         """
         async with self._lock:
             async with asyncio.timeout(self._timeout):
@@ -128,33 +135,116 @@ class MonitorClient:
         return answer.get("result")
 
     async def snapshot(self) -> Snapshot:
-        """The service's pools and processes (``toolkit.inspect.snapshot()`` there)."""
+        """The service's pools and processes (``toolkit.inspect.snapshot()`` there).
+
+        Raises:
+            ConnectionError: the service went away.
+            TimeoutError: no answer within the client's timeout.
+
+        Cancellation:
+            Not safe for the connection: a request cancelled (or timed out)
+            after it was sent leaves its answer unread, and the next request
+            on this client would get it. Close the client and connect again.
+        """
         return _protocol.snapshot_from_plain(await self.request("snapshot"))
 
     async def tasks(self) -> tuple[AsyncTaskInfo, ...]:
-        """The asyncio tasks of the service's loop, with what each awaits."""
+        """The asyncio tasks of the service's loop, with what each awaits.
+
+        Raises:
+            ConnectionError: the service went away.
+            TimeoutError: no answer within the client's timeout.
+
+        Cancellation:
+            Not safe for the connection: a request cancelled (or timed out)
+            after it was sent leaves its answer unread, and the next request
+            on this client would get it. Close the client and connect again.
+        """
         return _protocol.tasks_from_plain(await self.request("tasks"))
 
     async def cancel(self, task: int | str) -> str:
-        """Cancel one of the service's tasks (its id or name). Needs control."""
+        """Cancel one of the service's tasks (its id or name). Needs control.
+
+        Returns the service's account of what it did.
+
+        Raises:
+            ConnectionError: the service went away.
+            TimeoutError: no answer within the client's timeout.
+            PermissionError: the monitor is read-only (no control).
+            LookupError: no task of the service has that id or name.
+
+        Cancellation:
+            Not safe for the connection: a request cancelled (or timed out)
+            after it was sent leaves its answer unread, and the next request
+            on this client would get it. Close the client and connect again.
+            The action may have been taken.
+        """
         return str(await self.request("cancel", task=task))
 
     async def terminate(self, worker: int | str) -> str:
-        """SIGTERM a worker or Process of the service (name or pid). Needs control."""
+        """SIGTERM a worker or Process of the service (name or pid). Needs control.
+
+        Raises:
+            ConnectionError: the service went away.
+            TimeoutError: no answer within the client's timeout.
+            PermissionError: the monitor is read-only (no control).
+            LookupError: no worker or Process of the service has that name or pid.
+
+        Cancellation:
+            Not safe for the connection: a request cancelled (or timed out)
+            after it was sent leaves its answer unread, and the next request
+            on this client would get it. Close the client and connect again.
+            The signal may have been sent.
+        """
         return str(await self.request("terminate", worker=worker))
 
     async def kill(self, worker: int | str) -> str:
         """SIGKILL a worker or Process of the service (a cluster worker: restarted).
 
         Needs control.
+
+        Raises:
+            ConnectionError: the service went away.
+            TimeoutError: no answer within the client's timeout.
+            PermissionError: the monitor is read-only (no control).
+            LookupError: no worker or Process of the service has that name or pid.
+
+        Cancellation:
+            Not safe for the connection: a request cancelled (or timed out)
+            after it was sent leaves its answer unread, and the next request
+            on this client would get it. Close the client and connect again.
+            The signal may have been sent.
         """
         return str(await self.request("kill", worker=worker))
 
     async def resize(self, pool: str, size: int) -> str:
-        """Resize a pool of the service to size workers. Needs control."""
+        """Resize a pool of the service to size workers. Needs control.
+
+        Raises:
+            ConnectionError: the service went away.
+            TimeoutError: no answer within the client's timeout.
+            PermissionError: the monitor is read-only (no control).
+            LookupError: the service has no live pool of that name.
+            ValueError: size is not a positive int, or the pool is closed.
+            RuntimeError: the pool cannot be resized (a ``DaskPool``).
+
+        Cancellation:
+            Not safe for the connection: a request cancelled (or timed out)
+            after it was sent leaves its answer unread, and the next request
+            on this client would get it. Close the client and connect again.
+            The resize may have been made.
+        """
         return str(await self.request("resize", pool=pool, size=size))
 
     async def close(self) -> None:
+        """Close the connection (``async with`` does it on the way out).
+
+        It raises nothing; closing twice is fine.
+
+        Cancellation:
+            The connection is closed at once; only the wait for the transport
+            to finish closing is cut short.
+        """
         self._writer.close()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
@@ -191,6 +281,9 @@ async def connect(
         PermissionError: the monitor refused the token (or its absence).
         ConnectionRefusedError: the monitor has as many clients as it takes.
         TimeoutError: no answer within timeout seconds.
+
+    Cancellation:
+        Safe: a connection opened meanwhile is closed; nothing is returned.
     """
     endpoint, announced = resolve(address)
     if token is not None:
@@ -240,7 +333,22 @@ async def fetch(
     token_file: str | os.PathLike[str] | None = None,
     timeout: float = 5.0,
 ) -> Snapshot:
-    """One snapshot of the service at address (see connect for the address and the token)."""
+    """One snapshot of the service at address (see connect for the address and the token).
+
+    Connects, asks, and closes; timeout bounds the whole of it.
+
+    Raises:
+        TypeError: address or token is not one (at the call).
+        ValueError: a malformed address or token, or not a monitor's answer.
+        LookupError: no monitor of that pid.
+        OSError: nothing listens there (``ConnectionRefusedError``, ``FileNotFoundError``).
+        PermissionError: the monitor refused the token (or its absence).
+        ConnectionError: the service went away meanwhile.
+        TimeoutError: not done within timeout seconds.
+
+    Cancellation:
+        Safe: the connection is closed on the way out; nothing is returned.
+    """
     async with asyncio.timeout(timeout):
         client = await connect(address, token=token, token_file=token_file, timeout=timeout)
         async with client:

@@ -74,6 +74,7 @@ MIN_TOKEN_LENGTH = 32  # characters: 128 bits written in hex
 _TOKEN_CHARS = re.compile(r"[!-~]+")  # printable ASCII, no spaces
 
 Address = tuple[str, int] | str
+"""Where a monitor listens: ``(host, port)`` for TCP, or a Unix socket's path (a str)."""
 
 # The private directories of monitors: tempdir/toolkit-monitor-<pid>-<random>/.
 DIRECTORY_PREFIX = "toolkit-monitor-"
@@ -83,7 +84,10 @@ TOKEN_FILE = "token"
 
 
 def new_token() -> str:
-    """A fresh random token: 256 bits, as 64 hex characters."""
+    """A fresh random token: 256 bits, as 64 hex characters (``secrets.token_hex``).
+
+    It raises nothing.
+    """
     return secrets.token_hex(32)
 
 
@@ -223,7 +227,14 @@ def endpoints_of(pid: int) -> list[dict[str, Any]]:
 
 
 def parse_address(text: str) -> Address | int:
-    """A console's ADDRESS argument: a pid, HOST:PORT ([v6]:PORT) or a Unix socket path."""
+    """A console's ADDRESS argument: a pid, HOST:PORT ([v6]:PORT) or a Unix socket path.
+
+    Digits only are a pid (an int); anything that is not HOST:PORT is a path.
+    It raises nothing for a str; connect() says whether anything listens there.
+
+    Raises:
+        AttributeError: text is not a str.
+    """
     if text.isdigit():
         return int(text)
     match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:/\\]+):(\d+)", text)

@@ -150,7 +150,21 @@ class MonitorServer:
     # -- start and stop -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start listening (in the running loop)."""
+        """Start listening (in the running loop); starting twice does nothing.
+
+        Makes the private directory, the socket (or the TCP listener and,
+        when needed, the token file) and the endpoint file consoles find it by.
+
+        Raises:
+            OSError: the address cannot be served (in use, a path too long,
+                no permission).
+            PermissionError: the token file can be read by others (chmod 600 it).
+            ValueError: the token file or the environment's token is not a token.
+
+        Cancellation:
+            What was made so far is removed (directory, socket, token file);
+            the server is not listening and start() may be called again.
+        """
         if self._server is not None:
             return
         self._building = asyncio.Lock()
@@ -213,7 +227,15 @@ class MonitorServer:
         temporary.replace(self._directory / _protocol.ENDPOINT_FILE)  # never seen half written
 
     async def close(self) -> None:
-        """Stop listening, drop every client, remove the socket and the private directory."""
+        """Stop listening, drop every client, remove the socket and the private directory.
+
+        Closing a monitor that is not listening does nothing. It raises nothing.
+
+        Cancellation:
+            It stops listening and cancels its clients at once; cancelled while
+            waiting for them to end, the socket and the private directory are
+            left on disk (the endpoint file still names this process).
+        """
         if self._server is None:
             return
         server, self._server = self._server, None
