@@ -61,7 +61,11 @@ __all__ = [
 
 
 class ToolkitError(Exception):
-    """The root of every exception the toolkit raises itself."""
+    """The root of every exception the toolkit raises itself.
+
+    ``except toolkit.ToolkitError`` catches them all; an exception a task
+    raised in a worker comes back as its own type, not as one of these.
+    """
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -129,7 +133,13 @@ class WorkerDiedError(ToolkitError):
 
 
 class TaskTimeoutError(ToolkitError, TimeoutError, multiprocessing.TimeoutError):
-    """A task ran past its timeout.
+    """A task ran past its timeout, or a wait for a result did.
+
+    Raised by a pool task past its ``timeout`` (its worker was killed, a
+    thread abandoned), an ``AsyncExecutor`` task past the facade's timeout,
+    a map past its ``timeout``; and by ``AsyncResult.get(timeout)``,
+    ``MapResult.next(timeout)`` and ``as_completed(timeout=)``, where only
+    the wait ended and the work goes on. The message says which.
 
     Also a ``TimeoutError`` (what ``asyncio.timeout`` and concurrent.futures
     raise) and a ``multiprocessing.TimeoutError`` (what ``AsyncResult.get``
