@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -514,3 +515,36 @@ async def test_where_asyncio_has_no_unix_sockets_the_default_is_tcp_with_a_token
         assert [p.stats.name for p in snap.pools] == ["portable"]
         with pytest.raises(PermissionError, match="takes a token"):
             await toolkit.monitor.fetch(address)
+
+
+async def test_a_cancelled_request_leaves_the_next_one_its_own_answer() -> None:
+    # The cancelled request was sent: its answer is read and dropped, not
+    # handed to the next request (which asks something else).
+    async with (
+        toolkit.monitor.serve(rate=1) as server,
+        await toolkit.monitor.connect(server.address) as client,
+    ):
+        assert (await client.snapshot()).pools == ()  # the one request a second
+        slow = asyncio.ensure_future(client.snapshot())  # waits for the rate
+        await asyncio.sleep(0.1)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        tasks = await client.tasks()  # not the snapshot sent before it
+        assert isinstance(tasks, tuple)
+        assert all(isinstance(t, toolkit.inspect.AsyncTaskInfo) for t in tasks)
+
+
+async def test_a_close_cancelled_while_clients_end_leaves_nothing_on_disk() -> None:
+    server = toolkit.monitor.serve()
+    await server.start()
+    directory = server.directory
+    assert directory is not None
+    client = await toolkit.monitor.connect(server.address)
+    closing = asyncio.ensure_future(server.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await closing
+    assert not directory.exists()
+    await client.close()

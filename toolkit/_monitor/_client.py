@@ -67,6 +67,12 @@ def resolve(address: object) -> tuple[Address, str | None]:
     )
 
 
+def _consume(exchange: asyncio.Future[Any]) -> None:
+    """Retrieve an exchange's error: its caller may have been cancelled and never will."""
+    if not exchange.cancelled():
+        exchange.exception()
+
+
 def _raise(answer: dict[str, Any]) -> None:
     name = answer.get("type")
     kind = getattr(builtins, name, RuntimeError) if name in _ERRORS else RuntimeError
@@ -96,6 +102,7 @@ class MonitorClient:
         self._writer = writer
         self._timeout = timeout
         self._lock = asyncio.Lock()  # one request in flight: answers come in order
+        self._exchanges: set[asyncio.Future[Any]] = set()  # some maybe of cancelled callers
 
     @property
     def control(self) -> bool:
@@ -114,25 +121,40 @@ class MonitorClient:
             RuntimeError: any other error the service met answering.
 
         Cancellation:
-            Not safe for the connection: a request cancelled (or timed out)
-            after it was sent leaves its answer unread, and the next request
-            on this client would get it. Close the client and connect again.
+            Safe: the exchange goes on without the caller, its answer is read
+            and dropped, and the next request gets its own answer. A control
+            request that was sent may still be carried out by the service.
+            A timeout is different: an answer may still come, so the
+            connection is closed and later requests raise ConnectionError.
         """
-        async with self._lock:
-            async with asyncio.timeout(self._timeout):
-                try:
-                    self._writer.write(_protocol.frame({"op": op, **fields}))
-                    await self._writer.drain()
-                    answer = await _protocol.read_frame(self._reader, _protocol.MAX_ANSWER)
-                except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                    raise ConnectionResetError(
-                        f"the monitor at {self.address!r} went away"
-                    ) from exc
+        exchange = asyncio.ensure_future(self._exchange({"op": op, **fields}))
+        # Whoever cancels the caller, the answer must be read off the stream.
+        self._exchanges.add(exchange)
+        exchange.add_done_callback(self._exchanges.discard)
+        exchange.add_done_callback(_consume)
+        answer = await asyncio.shield(exchange)
         if not isinstance(answer, dict):
             raise ValueError(f"not a monitor's answer: {str(answer)[:80]!r}")
         if "error" in answer:
             _raise(answer)
         return answer.get("result")
+
+    async def _exchange(self, request: dict[str, Any]) -> Any:
+        """Write one request and read its answer, alone on the connection."""
+        async with self._lock:
+            if self._writer.is_closing():
+                raise ConnectionResetError(f"the connection to {self.address!r} is closed")
+            try:
+                async with asyncio.timeout(self._timeout):
+                    self._writer.write(_protocol.frame(request))
+                    await self._writer.drain()
+                    return await _protocol.read_frame(self._reader, _protocol.MAX_ANSWER)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                raise ConnectionResetError(f"the monitor at {self.address!r} went away") from exc
+            except TimeoutError:
+                # Its answer may arrive later and be taken for the next one's.
+                self._writer.close()
+                raise
 
     async def snapshot(self) -> Snapshot:
         """The service's pools and processes (``toolkit.inspect.snapshot()`` there).
@@ -246,6 +268,8 @@ class MonitorClient:
             to finish closing is cut short.
         """
         self._writer.close()
+        for exchange in list(self._exchanges):  # of callers cancelled: nobody awaits them
+            exchange.cancel()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
 

@@ -232,19 +232,22 @@ class MonitorServer:
         Closing a monitor that is not listening does nothing. It raises nothing.
 
         Cancellation:
-            It stops listening and cancels its clients at once; cancelled while
-            waiting for them to end, the socket and the private directory are
-            left on disk (the endpoint file still names this process).
+            Safe: it stops listening, removes the socket, the token it made
+            and the private directory, and cancels its clients before it
+            waits for anything; cancelled while waiting for them to end,
+            nothing is left on disk.
         """
         if self._server is None:
             return
         server, self._server = self._server, None
         server.close()
+        # The files first: a close cancelled while it waits for its clients
+        # must not leave the socket, the token or the endpoint behind.
+        self._cleanup()
         for client in list(self._clients):
             client.cancel()
         await asyncio.gather(*self._clients, return_exceptions=True)
         await server.wait_closed()
-        self._cleanup()
 
     def _cleanup(self) -> None:
         if self._socket_path is not None:
