@@ -90,6 +90,31 @@ async def _release(lock: toolkit.RLock) -> None:
     lock.release()
 
 
+async def test_rlock_released_by_nobody_refuses_and_stays_whole() -> None:
+    # A release of an RLock nobody holds is refused before its count moves:
+    # below zero, the next task to take it could never give it back.
+    rlock = toolkit.RLock()
+    with pytest.raises(AssertionError, match="not owned"):
+        rlock.release()
+    async with rlock:
+        pass
+    taken, done = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with rlock:
+            taken.set()
+            await done.wait()
+
+    holding = asyncio.ensure_future(holder())
+    await taken.wait()
+    with pytest.raises(AssertionError, match="not owned"):
+        rlock.release()  # this task does not hold it
+    done.set()
+    await holding
+    assert await rlock.acquire(timeout=1)
+    rlock.release()
+
+
 async def test_semaphore_guards_a_resource() -> None:
     semaphore = toolkit.Semaphore(2)
     inside = peak = 0

@@ -277,7 +277,10 @@ class RLock(_SemLockBase):
         Raises:
             AssertionError: the calling task does not own it (as the stdlib for threads).
         """
-        if self._owner is not asyncio.current_task() and self._owner is not None:
+        if self._owner is None or self._count <= 0:
+            # Before the count is touched: below zero, the next owner would keep it.
+            raise AssertionError("attempt to release recursive lock not owned by this task")
+        if self._owner is not asyncio.current_task():
             raise AssertionError("attempt to release recursive lock not owned by this task")
         self._count -= 1
         if self._count:
