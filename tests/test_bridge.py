@@ -388,11 +388,18 @@ def test_shared_wait_of_a_loop_closed_before_its_finish_counts_no_helper(loop_na
     try:
         waits = shared_waits_for(loop)
 
+        entered = threading.Event()
+
+        def attempt(timeout: float) -> bool:
+            entered.set()
+            return go.wait(timeout)
+
         async def start() -> asyncio.Future[None]:
-            return waits.waiter("key", go.wait)
+            return waits.waiter("key", attempt)
 
         loop.run_until_complete(start())
         assert waits.helpers() == 1
+        assert entered.wait(WAIT)  # its thread runs it: idle now means it has returned
         go.set()
         assert helper_threads().wait_idle(WAIT)  # the finish is posted, not run
     finally:
