@@ -521,12 +521,13 @@ async def test_a_cancelled_request_leaves_the_next_one_its_own_answer() -> None:
     # The cancelled request was sent: its answer is read and dropped, not
     # handed to the next request (which asks something else).
     async with (
-        toolkit.monitor.serve(rate=1) as server,
+        toolkit.monitor.serve(rate=10) as server,
         await toolkit.monitor.connect(server.address) as client,
     ):
-        assert (await client.snapshot()).pools == ()  # the one request a second
+        for _ in range(10):  # a second's worth at once: the next one waits 0.1 s
+            assert (await client.snapshot()).pools == ()
         slow = asyncio.ensure_future(client.snapshot())  # waits for the rate
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.02)
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
             await slow
