@@ -165,7 +165,7 @@ def test_the_site_fetches_nothing_from_elsewhere(site: Path) -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize("page", ["index.html", "reference/toolkit.html", "benchmarks.html"])
+@pytest.mark.parametrize("page", ["index.html", "reference/pools.html", "benchmarks.html"])
 def test_a_page_in_a_real_browser_has_no_broken_image_or_link(site: Path, page: str) -> None:
     report = _open(site, page)
     assert report["broken_images"] == []
@@ -175,7 +175,7 @@ def test_a_page_in_a_real_browser_has_no_broken_image_or_link(site: Path, page: 
     assert links > 10  # the navigation at least: the page really rendered
     ids = report["ids"]
     assert isinstance(ids, list)
-    if page == "reference/toolkit.html":
+    if page == "reference/pools.html":
         # The API entry of toolkit.Pool, its methods, and what they raise.
         assert {"toolkit.Pool", "toolkit.Pool.map", "toolkit.Pool.apply"} <= set(ids)
     if page == "benchmarks.html":
