@@ -35,8 +35,10 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(PY) -m mypy
 
+# Two processes, each taking a whole file at a time (--dist loadfile): tests of
+# one file keep running one after another, as they were written to.
 pytest: $(VENV)/.installed-dev
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m benchmarks
