@@ -101,6 +101,10 @@ def test_top_selection_follows_the_worker_then_a_neighbour() -> None:
 
 def test_repl_toolbar_counts_a_clean_exit_as_exited_and_clear_forgets_it() -> None:
     def drive(s: Session) -> None:
+        # The toolbar counts every pool and process of this test process: rows
+        # that earlier tests left finished are cleared first.
+        s.run("clear()")
+        s.wait_for(lambda lines: "workers: none |" in toolbar(lines))
         s.run("c = process(abs, -1, name='clean'); await c.join(30); c.exitcode")
         s.wait_for(lambda lines: lines[s.prompt_row() - 1] == "0")
         s.wait_for(lambda lines: "workers: 1 exited |" in toolbar(lines))
