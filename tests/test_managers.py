@@ -600,6 +600,34 @@ async def _objects_are(m: toolkit.Manager, count: int) -> bool:
     return bool(await m._number_of_objects() == count)
 
 
+async def test_manager_create_cancelled_after_its_request_went_out_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The server makes the object; its answer comes back after the caller was
+    # cancelled (held 0.3 s here): the reference taken for it is given back.
+    async with toolkit.Manager() as m:
+        pool = m._running()
+        real = pool.server_call
+        answered = asyncio.Event()
+
+        async def slow_answer(method: str, *args: Any, **kwds: Any) -> Any:
+            result = await real(method, *args, **kwds)
+            if method == "create":
+                await asyncio.sleep(0.3)
+                answered.set()
+            return result
+
+        monkeypatch.setattr(pool, "server_call", slow_answer)
+        creating = asyncio.ensure_future(m.dict(a=1))
+        await wait_until(lambda: _objects_are(m, 1))  # made in the server
+        creating.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await creating
+        async with asyncio.timeout(10):  # the answer still came, for nobody
+            await answered.wait()
+        await wait_until(lambda: _objects_are(m, 0))
+
+
 async def test_manager_bad_input_and_states() -> None:
     with pytest.raises(TypeError, match="authkey"):
         toolkit.Manager(authkey="text")  # type: ignore[arg-type]

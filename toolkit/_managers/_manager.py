@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import multiprocessing
 import multiprocessing.managers
 import multiprocessing.util
@@ -65,6 +66,7 @@ from ._proxies import (
     QueueProxy,
     RLockProxy,
     ValueProxy,
+    _decref,
 )
 
 if TYPE_CHECKING:
@@ -554,7 +556,15 @@ class BaseManager:
         pool = self._running()
         if typeid not in self._registry_:
             raise ValueError(f"{type(self).__name__} has no registered type {typeid!r}")
-        ident, exposed = await pool.server_call("create", (typeid, *args), kwds)
+        # Its own task, shielded: if the caller is cancelled once the request
+        # is out, the server makes the object anyway, and the reference it
+        # took for us is given back when the answer comes.
+        call = asyncio.ensure_future(pool.server_call("create", (typeid, *args), kwds))
+        try:
+            ident, exposed = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(functools.partial(_give_back_created, pool))
+            raise
         token = managers.Token(typeid, pool.address, ident)
         proxytype = self._proxies_[typeid]
         return proxytype._adopt(
@@ -572,6 +582,14 @@ class BaseManager:
 
     async def _debug_info(self) -> str:
         return await self._running().server_call("debug_info")  # type: ignore[no-any-return]
+
+
+def _give_back_created(pool: ConnectionPool, call: asyncio.Future[Any]) -> None:
+    """The reference a create took for a caller that was cancelled meanwhile: given back."""
+    if call.cancelled() or call.exception() is not None:
+        return  # nothing was made, or nothing can be given back
+    ident, _exposed = call.result()
+    _decref(pool, ident)
 
 
 class Manager(BaseManager):
@@ -593,10 +611,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("dict", *args, **kwds)  # type: ignore[no-any-return]
 
@@ -610,10 +627,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("list", *args)  # type: ignore[no-any-return]
 
@@ -627,10 +643,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("Namespace", **kwds)  # type: ignore[no-any-return]
 
@@ -644,10 +659,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("Value", typecode, value, lock)  # type: ignore[no-any-return]
 
@@ -662,10 +676,9 @@ class Manager(BaseManager):
             TypeError: sequence is neither an int nor iterable (at the call).
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         items = list(sequence) if not isinstance(sequence, int) else [0] * sequence
         return await self._create("Array", typecode, items, lock)  # type: ignore[no-any-return]
@@ -680,10 +693,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("Queue", maxsize)  # type: ignore[no-any-return]
 
@@ -697,10 +709,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("JoinableQueue", maxsize)  # type: ignore[no-any-return]
 
@@ -714,10 +725,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("Lock")  # type: ignore[no-any-return]
 
@@ -731,10 +741,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("RLock")  # type: ignore[no-any-return]
 
@@ -748,10 +757,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("Semaphore", value)  # type: ignore[no-any-return]
 
@@ -765,10 +773,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("BoundedSemaphore", value)  # type: ignore[no-any-return]
 
@@ -782,10 +789,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         args = () if lock is None else (lock,)  # a proxy reaches the server as its referent's
         return await self._create("Condition", *args)  # type: ignore[no-any-return]
@@ -800,10 +806,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("Event")  # type: ignore[no-any-return]
 
@@ -819,10 +824,9 @@ class Manager(BaseManager):
                 (arguments its constructor refuses): the server's traceback.
 
         Cancellation:
-            Cancelled before its request reached the server, nothing is made.
-            Once the request went out, the object is made anyway and the
-            reference the server took for this call is not given back: the
-            object stays in the server until the manager shuts down.
+            Safe: nothing is left behind. Cancelled once the request went out,
+            the server makes the object anyway, and the reference it took for
+            this call is given back as soon as its answer arrives.
         """
         return await self._create("Barrier", parties, action, timeout)  # type: ignore[no-any-return]
 
