@@ -653,3 +653,51 @@ async def test_to_process_worker_death_fails_only_its_call(default_executors: No
     with pytest.raises(toolkit.WorkerDiedError, match="exit code 3"):
         await toolkit.to_process(os._exit, 3)
     assert await toolkit.to_process(_helpers.square, 5) == 25
+
+
+async def test_shutdown_default_executors_cancelled_still_lets_the_threads_go(
+    default_executors: None, tmp_path: Path
+) -> None:
+    # Cancelled while the process pool waits for a running call, the old
+    # to_thread threads are told to leave too, not left for their 10 s idle.
+    from tests._waiting import wait_until
+    from toolkit._core import _threads
+
+    assert await toolkit.to_thread(abs, -1) == 1
+    cache = _threads._default_threads
+    assert cache is not None
+    threads = cache.threads()
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    running = asyncio.ensure_future(
+        toolkit.to_process(_helpers.mark_then_wait, str(started), str(gate))
+    )
+    await wait_until(started.exists, 30)
+    shutting = asyncio.ensure_future(toolkit.shutdown_default_executors())
+    await asyncio.sleep(0.05)
+    shutting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await shutting
+    await wait_until(lambda: not any(t.is_alive() for t in threads), 5)
+    gate.touch()
+    assert await running is True
+
+
+async def test_async_executor_shutdown_cancelled_before_its_thread_ran_still_shuts_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from toolkit import _executors
+
+    async def every_thread_busy(fn: Any, *args: Any) -> Any:
+        await asyncio.Event().wait()  # the call never gets a thread
+
+    executor = cf.ThreadPoolExecutor(1)
+    ex = toolkit.AsyncExecutor(executor)
+    assert await ex.run(abs, -2) == 2
+    monkeypatch.setattr(_executors, "to_thread", every_thread_busy)
+    shutting = asyncio.ensure_future(ex.shutdown())
+    await asyncio.sleep(0.01)
+    shutting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await shutting
+    with pytest.raises(RuntimeError, match="shutdown"):
+        executor.submit(abs, -1)  # the executor itself was shut down

@@ -187,12 +187,12 @@ async def shutdown_default_executors() -> None:
     either function starts fresh ones. It raises nothing.
 
     Cancellation:
-        Both are detached at the call: later calls start fresh ones either
-        way. The process pool is closed first, so its workers leave anyway
-        (once their calls end). Cancelled while waiting for them, the old
-        threads are not shut down: they leave 10 s after their last call, as
-        idle ones do. Cancelled while the threads are being joined, the
-        shutdown goes on in a thread of its own.
+        Safe: both are detached at the call, and later calls start fresh
+        ones either way. The process pool is closed first, so its workers
+        leave once their calls end. Cancelled while waiting for them, the old
+        threads are told to leave too, each once its call ends, without
+        waiting. Cancelled while the threads are being joined, the shutdown
+        goes on in a thread of its own.
     """
     loop = asyncio.get_running_loop()
     cache = _threads.take_default_cache()
@@ -203,9 +203,14 @@ async def shutdown_default_executors() -> None:
             _default_pools.pop(other._loop, None)  # type: ignore[arg-type]
     for other in stale:  # a loop that closed without cancelling its tasks
         other._kill_now()
-    if pool is not None:
-        pool.close()
-        await pool.join()
+    try:
+        if pool is not None:
+            pool.close()
+            await pool.join()
+    except asyncio.CancelledError:
+        if cache is not None:
+            cache.shutdown(wait=False)  # its threads leave as their calls end
+        raise
     if cache is not None:
         await _threads.in_own_thread(cache.shutdown, "toolkit-shutdown")
 
@@ -772,18 +777,24 @@ class AsyncExecutor:
                 through (the stdlib's raise nothing). Shutting down twice is fine.
 
         Cancellation:
-            The facade is closed at once either way (submits fail). With
-            wait, the executor's ``shutdown`` runs in a ``to_thread`` thread:
-            once started it goes on, only the wait is abandoned; cancelled
-            before that thread took it (every thread busy), the executor is
-            not shut down: call ``shutdown`` again.
+            Safe: the facade is closed at once (submits fail), and the
+            executor is shut down either way. With wait, its ``shutdown`` runs
+            in a ``to_thread`` thread; cancelled, only the wait is abandoned,
+            and the executor is also told to shut down without waiting, in
+            case that thread had not taken the call yet (every thread busy).
         """
         self._closed = True
         if cancel_futures:
             for future in list(self._outstanding):
                 future.cancel()
         if wait:
-            await to_thread(self._shutdown_executor, True, cancel_futures)
+            try:
+                await to_thread(self._shutdown_executor, True, cancel_futures)
+            except asyncio.CancelledError:
+                # Its thread may not have got to it (every thread busy): shut
+                # down without waiting, here (a second shutdown is harmless).
+                self._shutdown_executor(False, cancel_futures)
+                raise
         else:
             self._shutdown_executor(False, cancel_futures)
 
