@@ -585,6 +585,12 @@ async def test_pool_async_with_cancelled_terminates(tmp_path: Path) -> None:
 
 
 async def test_pool_resize(pool1: toolkit.Pool) -> None:
+    with pytest.raises(TypeError, match="positive int"):
+        pool1.resize("2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="positive int"):
+        pool1.resize(True)
+    with pytest.raises(ValueError, match="positive int"):
+        pool1.resize(0)
     pool1.resize(3)
     await wait_until(lambda: pool1.stats().idle == 3)
     pool1.resize(1)

@@ -748,11 +748,14 @@ class _PoolBase(Scheduler):
         killed. An elastic pool (``idle_timeout``) takes it as its upper bound.
 
         Raises:
-            ValueError: size is not a positive int.
+            TypeError: size is not an int (as everywhere in the toolkit).
+            ValueError: size is below 1.
             PoolClosedError: the pool was closed or terminated.
             BrokenPoolError: the pool broke.
         """
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"size must be a positive int, not {size!r}")
+        if size < 1:
             raise ValueError(f"size must be a positive int, not {size!r}")
         self._check_open(new=True)
         self._size = size
