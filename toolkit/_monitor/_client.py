@@ -164,9 +164,8 @@ class MonitorClient:
             TimeoutError: no answer within the client's timeout.
 
         Cancellation:
-            Not safe for the connection: a request cancelled (or timed out)
-            after it was sent leaves its answer unread, and the next request
-            on this client would get it. Close the client and connect again.
+            As ``request``: safe for the connection (the answer of a request
+            already sent is read and dropped); a timeout closes the connection.
         """
         return _protocol.snapshot_from_plain(await self.request("snapshot"))
 
@@ -178,9 +177,8 @@ class MonitorClient:
             TimeoutError: no answer within the client's timeout.
 
         Cancellation:
-            Not safe for the connection: a request cancelled (or timed out)
-            after it was sent leaves its answer unread, and the next request
-            on this client would get it. Close the client and connect again.
+            As ``request``: safe for the connection (the answer of a request
+            already sent is read and dropped); a timeout closes the connection.
         """
         return _protocol.tasks_from_plain(await self.request("tasks"))
 
@@ -196,9 +194,8 @@ class MonitorClient:
             LookupError: no task of the service has that id or name.
 
         Cancellation:
-            Not safe for the connection: a request cancelled (or timed out)
-            after it was sent leaves its answer unread, and the next request
-            on this client would get it. Close the client and connect again.
+            As ``request``: safe for the connection (the answer of a request
+            already sent is read and dropped); a timeout closes the connection.
             The action may have been taken.
         """
         return str(await self.request("cancel", task=task))
@@ -213,9 +210,8 @@ class MonitorClient:
             LookupError: no worker or Process of the service has that name or pid.
 
         Cancellation:
-            Not safe for the connection: a request cancelled (or timed out)
-            after it was sent leaves its answer unread, and the next request
-            on this client would get it. Close the client and connect again.
+            As ``request``: safe for the connection (the answer of a request
+            already sent is read and dropped); a timeout closes the connection.
             The signal may have been sent.
         """
         return str(await self.request("terminate", worker=worker))
@@ -232,9 +228,8 @@ class MonitorClient:
             LookupError: no worker or Process of the service has that name or pid.
 
         Cancellation:
-            Not safe for the connection: a request cancelled (or timed out)
-            after it was sent leaves its answer unread, and the next request
-            on this client would get it. Close the client and connect again.
+            As ``request``: safe for the connection (the answer of a request
+            already sent is read and dropped); a timeout closes the connection.
             The signal may have been sent.
         """
         return str(await self.request("kill", worker=worker))
@@ -251,9 +246,8 @@ class MonitorClient:
             RuntimeError: the pool cannot be resized (a ``DaskPool``).
 
         Cancellation:
-            Not safe for the connection: a request cancelled (or timed out)
-            after it was sent leaves its answer unread, and the next request
-            on this client would get it. Close the client and connect again.
+            As ``request``: safe for the connection (the answer of a request
+            already sent is read and dropped); a timeout closes the connection.
             The resize may have been made.
         """
         return str(await self.request("resize", pool=pool, size=size))
