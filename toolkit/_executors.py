@@ -55,6 +55,7 @@ from ._core._cpython import (
     set_executor_initializer,
 )
 from ._core._errors import PoolClosedError, TaskTimeoutError, as_task_error
+from ._core._forking import renew_locks_in_child
 from ._core._guard import Guarded, start_forkserver
 from ._core._serialize import (
     ChunkOutcome,
@@ -131,6 +132,7 @@ _RETURN_WHEN = (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED)
 # program that runs loops one after another does not pile up processes.
 _PROCESS_IDLE_TIMEOUT = 300.0
 _defaults_lock = threading.Lock()
+renew_locks_in_child(globals(), "_defaults_lock")
 _default_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = (
     weakref.WeakKeyDictionary()
 )

@@ -30,6 +30,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._forking import renew_locks_in_child
+
 if TYPE_CHECKING:
     import concurrent.futures
     from collections.abc import Callable, Hashable
@@ -181,6 +183,7 @@ def chain_future(
 
 _wait_threads: ThreadCache | None = None
 _wait_threads_lock = threading.Lock()
+renew_locks_in_child(globals(), "_bridges_lock", "_wait_threads_lock")
 
 
 def helper_threads() -> ThreadCache:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ._backend import get_backend
 from ._bridge import wait_blocking
 from ._cpython import process_popen
+from ._forking import renew_locks_in_child
 from ._readiness import forget_fd, wait_readable
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["guard_poll", "wait_ended"]
 
 _poll_lock = threading.Lock()
+renew_locks_in_child(globals(), "_poll_lock")
 
 
 def guard_poll(process: BaseProcess) -> None:

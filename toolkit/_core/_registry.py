@@ -11,6 +11,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._forking import renew_locks_in_child
+
 if TYPE_CHECKING:
     from ._inspection import PoolSnapshot, ProcessInfo
 
@@ -42,6 +44,7 @@ class _Inspectable(Protocol):
 
 _live: weakref.WeakSet[_Inspectable] = weakref.WeakSet()
 _live_lock = threading.Lock()  # thread pools and processes register from any thread
+renew_locks_in_child(globals(), "_live_lock")
 
 
 def register(obj: _Inspectable) -> None:

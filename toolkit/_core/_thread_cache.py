@@ -22,6 +22,7 @@ import os
 import queue
 import sys
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["ThreadCache", "default_max_threads"]
 
 _names = itertools.count(1)
+
+# Every cache alive, to empty in a forked child (see _empty_all_in_child).
+_caches: weakref.WeakSet[ThreadCache] = weakref.WeakSet()
 
 
 def default_max_threads() -> int:
@@ -59,13 +63,19 @@ class ThreadCache:
         self._max_threads = max_threads
         self._idle_timeout = idle_timeout
         self._name = name
+        self._shutdown = False
+        self._empty()
+        _caches.add(self)
+
+    def _empty(self) -> None:
+        """No thread, no job: a new cache's state, and a forked child's (its parent's
+        threads did not come along; its lock may have been held by one of them)."""
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)  # notified when no job is running
         self._threads: set[threading.Thread] = set()
         self._idle = 0
         self._busy = 0
-        self._shutdown = False
 
     @property
     def max_threads(self) -> int:
@@ -161,3 +171,13 @@ class ThreadCache:
             for thread in threads:
                 if thread is not threading.current_thread():
                     thread.join(timeout)
+
+
+def _empty_all_in_child() -> None:
+    # The jobs queued in the parent are the parent's: its threads run them there.
+    for cache in list(_caches):
+        cache._empty()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_empty_all_in_child)

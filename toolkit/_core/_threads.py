@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._bridge import bridge_for
 from ._errors import as_task_error
+from ._forking import renew_locks_in_child
 from ._thread_cache import ThreadCache
 from ._validate import check_callable
 
@@ -63,6 +64,7 @@ def set_exception_if_pending(fut: asyncio.Future[Any], exc: BaseException) -> No
 
 _lock = threading.Lock()
 _default_threads: ThreadCache | None = None
+renew_locks_in_child(globals(), "_lock")
 
 
 def default_cache() -> ThreadCache:

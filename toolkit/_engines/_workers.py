@@ -37,6 +37,7 @@ from .._core._backend import uses_handles
 from .._core._bridge import bridge_for
 from .._core._cpython import descriptor_of, process_args, process_popen, set_process_args
 from .._core._errors import WorkerDiedError, as_task_error, describe_exit
+from .._core._forking import renew_locks_in_child
 from .._core._framing import bounds, frame
 from .._core._readiness import (
     unwatch_readable,
@@ -734,6 +735,7 @@ class ThreadWorker(WorkerBase):
 _THREAD_TIMES_TTL = 0.05
 _thread_times: tuple[float, dict[int, float]] = (-1.0, {})
 _thread_times_lock = threading.Lock()
+renew_locks_in_child(globals(), "_thread_times_lock")
 
 
 def _thread_cpu_time(ident: int | None, tid: int) -> float | None:

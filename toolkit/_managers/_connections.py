@@ -57,6 +57,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from .._core._errors import ClosedError, ManagerDiedError
+from .._core._forking import renew_locks_in_child
 from .._core._threads import to_thread
 from ._channel import (
     CONNECTION_ERRORS,
@@ -429,6 +430,7 @@ class ConnectionPool:
 
 _pools: dict[tuple[Any, bytes], ConnectionPool] = {}
 _pools_lock = threading.Lock()
+renew_locks_in_child(globals(), "_pools_lock")
 
 
 def _address_key(address: Any) -> Any:

@@ -1,0 +1,149 @@
+"""A forked child starts clean: no thread cache counting on its parent's threads, no held lock.
+
+fork copies memory but only the calling thread. Each test leaves the parent in
+the state that used to hang a child (an idle cached thread, a lock held by
+another thread), forks a real child, and bounds the child's work: its exit
+code says whether it got through. Before the fix the first two hung the child
+every time (the manager test under TOOLKIT_HANDLES=1 hung about one run in 30).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+import toolkit
+from toolkit._core import _registry
+from toolkit._core._bridge import helper_threads, wait_blocking
+from toolkit._core._forking import renew_locks_in_child
+from toolkit._core._thread_cache import ThreadCache
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+pytestmark = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform"
+)
+
+WAIT = 10.0  # the child's bound on each step: far above what any step needs
+STUCK = 3  # the child's exit code when a step did not finish within WAIT
+
+
+def _fork_and_join(target: Callable[[], None]) -> int | None:
+    child = multiprocessing.get_context("fork").Process(target=target)
+    child.start()
+    child.join(3 * WAIT)
+    if child.is_alive():  # pragma: no cover - only if the bound above failed
+        child.kill()
+        child.join()
+    return child.exitcode
+
+
+def test_fork_child_runs_a_cache_job_though_the_parent_had_an_idle_thread() -> None:
+    cache = ThreadCache(2, name="test-cache")
+    try:
+        ran = threading.Event()
+        cache.submit(ran.set)
+        assert ran.wait(WAIT)
+        assert cache.wait_idle(WAIT)  # one idle thread: the next submit counts on it
+
+        def child() -> None:
+            done = threading.Event()
+            cache.submit(done.set)
+            sys.exit(0 if done.wait(WAIT) else STUCK)
+
+        assert _fork_and_join(child) == 0
+        assert cache.counts() == (1, 0)  # the parent's cache is as it was
+    finally:
+        cache.shutdown(wait=True, timeout=WAIT)
+
+
+def _helper_wait_in_a_new_loop() -> None:
+    async def main() -> None:
+        await asyncio.wait_for(wait_blocking("child", lambda timeout: True), WAIT)
+
+    try:
+        asyncio.run(main())
+    except TimeoutError:
+        sys.exit(STUCK)
+
+
+async def test_fork_child_runs_a_helper_wait_after_the_parent_used_one() -> None:
+    # The parent's helper-wait cache keeps its idle thread: before the fix, the
+    # child's first helper wait queued its job for that thread, which the
+    # child does not have, and waited for ever (a fork child's manager proxy
+    # under TOOLKIT_HANDLES=1 did exactly this).
+    await wait_blocking("parent", lambda timeout: True)
+    assert helper_threads().wait_idle(WAIT)
+    async with toolkit.Process(
+        target=_helper_wait_in_a_new_loop, context=multiprocessing.get_context("fork")
+    ) as child:
+        await child.join()
+    assert child.exitcode == 0
+
+
+def test_fork_child_gets_a_lock_another_thread_held_unheld() -> None:
+    namespace = {"lock": threading.Lock()}
+    renew_locks_in_child(namespace, "lock")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with namespace["lock"]:
+            held.set()
+            release.wait(3 * WAIT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(WAIT)
+
+        def child() -> None:
+            sys.exit(0 if namespace["lock"].acquire(timeout=WAIT) else STUCK)
+
+        assert _fork_and_join(child) == 0
+        assert namespace["lock"].locked()  # the parent's lock is still the holder's
+    finally:
+        release.set()
+        holder.join(WAIT)
+
+
+def test_fork_child_inspects_though_a_thread_held_the_registry_lock() -> None:
+    # The monitor's thread and thread pools take this lock from any thread.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _registry._live_lock:
+            held.set()
+            release.wait(3 * WAIT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(WAIT)
+
+        def child() -> None:
+            finished = threading.Event()
+
+            def look() -> None:
+                _registry.live()
+                finished.set()
+
+            threading.Thread(target=look, daemon=True).start()
+            sys.exit(0 if finished.wait(WAIT) else STUCK)
+
+        assert _fork_and_join(child) == 0
+    finally:
+        release.set()
+        holder.join(WAIT)
+
+
+def test_renew_locks_in_child_names_only_locks() -> None:
+    with pytest.raises(TypeError, match="not a module-level threading"):
+        renew_locks_in_child({"lock": threading.RLock()}, "lock")
+    with pytest.raises(TypeError, match="missing"):
+        renew_locks_in_child({}, "missing")
