@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (Python >= 3.11 and pip):
 #   make run    create .venv, install the project, open the playground
-#   make test   create .venv if missing, install the dev extras, run ruff, mypy and pytest
+#   make test   create .venv if missing, install the dev extras, run ruff (lint and format), mypy and pytest
 #               (pytest builds the docs site in strict mode and opens it in Chromium)
 #   make docs   serve the documentation site at http://127.0.0.1:8000
 # Another Python, in a virtualenv of its own (what .ci/run does for 3.12 and up):
@@ -31,6 +31,7 @@ test: lint typecheck pytest
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
 	$(PY) -m mypy

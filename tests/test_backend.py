@@ -174,7 +174,7 @@ def test_python_m_toolkit_reports_the_backend_for_a_bug_report() -> None:
 
 # Loaded by every interpreter of the run (the parent, the forkserver, spawned
 # workers) through PYTHONPATH: no epoll, no preadv, no pidfds, no /proc.
-_HIDE_LINUX = '''
+_HIDE_LINUX = """
 import builtins, io, os, select
 
 for name in ("epoll", "EPOLLIN", "EPOLLONESHOT"):
@@ -194,9 +194,9 @@ def _no_proc(file, *args, **kwargs):
 
 
 builtins.open = io.open = _no_proc
-'''
+"""
 
-_END_TO_END = '''
+_END_TO_END = """
 import asyncio, os, sys
 import toolkit
 from tests import _helpers
@@ -260,7 +260,7 @@ class pytest_raises:
 
 if __name__ == "__main__":
     toolkit.run(main())
-'''
+"""
 
 
 @pytest.fixture

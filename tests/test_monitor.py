@@ -382,9 +382,7 @@ async def _parent(event: asyncio.Event) -> None:
 
 
 async def _gatherer(event: asyncio.Event) -> None:
-    await asyncio.gather(
-        asyncio.create_task(_leaf(event), name="gathered"), asyncio.sleep(0)
-    )
+    await asyncio.gather(asyncio.create_task(_leaf(event), name="gathered"), asyncio.sleep(0))
 
 
 async def test_tasks_show_await_chains_and_which_tasks_wait_for_which() -> None:
@@ -393,9 +391,10 @@ async def test_tasks_show_await_chains_and_which_tasks_wait_for_which() -> None:
     gatherer = asyncio.create_task(_gatherer(event), name="gatherer")
     try:
         await wait_until(lambda: len(asyncio.all_tasks()) >= 6)
-        async with toolkit.monitor.serve() as server, await toolkit.monitor.connect(
-            server.address
-        ) as client:
+        async with (
+            toolkit.monitor.serve() as server,
+            await toolkit.monitor.connect(server.address) as client,
+        ):
             tasks = {t.name: t for t in await client.tasks()}
         names = {"parent", "gatherer", "child-a", "child-b", "gathered"}
         here = {t.name: t for t in toolkit.inspect.tasks() if t.name in names}

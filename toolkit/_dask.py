@@ -209,9 +209,7 @@ class DaskPool(_PoolBase):
         if isinstance(worker, DaskWorker):
             from dataclasses import replace
 
-            info = replace(
-                info, address=worker.address, host=worker.host, threads=worker.threads
-            )
+            info = replace(info, address=worker.address, host=worker.host, threads=worker.threads)
         return info
 
     async def join(self) -> None:

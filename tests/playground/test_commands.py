@@ -107,5 +107,3 @@ async def test_commands_shutdown_stops_pools_made_directly() -> None:
     await namespace.shutdown()
     assert pool.stats().state == "terminated"
     assert all(w.state == "dead" for w in pool.workers)
-
-
