@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -140,6 +141,87 @@ def test_fork_child_inspects_though_a_thread_held_the_registry_lock() -> None:
     finally:
         release.set()
         holder.join(WAIT)
+
+
+def _to_process_in_a_new_loop() -> None:
+    async def main() -> None:
+        try:
+            assert await asyncio.wait_for(toolkit.to_process(abs, -5), WAIT) == 5
+        finally:
+            await toolkit.shutdown_default_executors()
+
+    asyncio.run(main())
+
+
+async def test_fork_child_starts_its_own_forkserver() -> None:
+    # multiprocessing's forkserver singleton came along with the parent's
+    # forkserver pid, which only the parent may wait for: every forkserver
+    # start in a fork child failed with ChildProcessError (CPython gh-86354),
+    # and the child's default process pool broke after five tries.
+    forkserver = multiprocessing.get_context("forkserver")
+    started = forkserver.Process(target=abs, args=(1,))
+    started.start()  # the parent's forkserver runs
+    started.join(WAIT)
+    async with toolkit.Process(
+        target=_to_process_in_a_new_loop, context=multiprocessing.get_context("fork")
+    ) as child:
+        await child.join()
+    assert child.exitcode == 0
+
+
+def _started_workers(pool: toolkit.Pool) -> set[int]:
+    """The pids of the workers started so far (one may still be starting: no pid yet)."""
+    return {worker.pid for worker in pool.workers if worker.pid is not None}
+
+
+def _use_a_parent_pool(pool: toolkit.Pool) -> None:
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="belongs to process"):
+            await pool.apply(abs, (-1,))
+
+    asyncio.run(main())
+    for call in (pool.close, pool.terminate, lambda: pool.resize(3)):
+        with pytest.raises(RuntimeError, match="forked child cannot use its parent's pool"):
+            call()
+
+
+async def test_fork_child_cannot_use_or_stop_its_parent_pool() -> None:
+    async with toolkit.Pool(2) as pool:
+        assert await pool.apply(abs, (-1,)) == 1
+        workers = _started_workers(pool)
+        assert workers  # the one that answered, at least
+        async with toolkit.Process(
+            target=_use_a_parent_pool, args=(pool,), context=multiprocessing.get_context("fork")
+        ) as child:
+            await child.join()
+        assert child.exitcode == 0
+        assert await pool.apply(abs, (-2,)) == 2
+        assert workers <= _started_workers(pool)  # none was killed
+        assert pool.stats().worker_deaths == 0
+
+
+async def test_os_fork_child_exit_leaves_parent_workers_alone() -> None:
+    # A child of os.fork that exits normally runs the exit handlers, the one
+    # that kills every pool's workers included: they are its parent's.
+    from toolkit._pool import _kill_all_pools
+
+    async with toolkit.Pool(2) as pool:
+        assert await pool.apply(abs, (-1,)) == 1
+        workers = _started_workers(pool)
+        assert workers  # the one that answered, at least
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                _kill_all_pools()  # what a normal exit runs (atexit), here and now
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert await pool.apply(abs, (-2,)) == 2
+        assert workers <= _started_workers(pool)
+        assert pool.stats().worker_deaths == 0
 
 
 def test_renew_locks_in_child_names_only_locks() -> None:

@@ -37,6 +37,7 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import os
 import weakref
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
@@ -269,8 +270,12 @@ class _PoolBase(Scheduler):
         """Take no new tasks; the workers leave once every submitted task is done.
 
         Maps already going on go on. Closing twice, or after terminate(), does
-        nothing. It raises nothing. Await join() to wait for the workers.
+        nothing. Await join() to wait for the workers.
+
+        Raises:
+            RuntimeError: called in a forked child of the pool's process.
         """
+        self._check_process()
         if self._state == "running":
             self._state = "closed"
         self._check_finished()
@@ -279,9 +284,14 @@ class _PoolBase(Scheduler):
         """Stop now: cancel every task not finished, kill the workers (threads: abandon).
 
         Every awaiter of a task, queued or running, gets ``CancelledError``,
-        a map's consumer too. Terminating twice does nothing. It raises nothing.
-        Await join() to wait for the workers to be gone.
+        a map's consumer too. Terminating twice does nothing. Await join() to
+        wait for the workers to be gone.
+
+        Raises:
+            RuntimeError: called in a forked child of the pool's process (it
+                would kill the parent's workers).
         """
+        self._check_process()
         if self._state in ("terminated",):
             return
         if self._state != "broken":
@@ -750,6 +760,7 @@ class _PoolBase(Scheduler):
         Raises:
             TypeError: size is not an int (as everywhere in the toolkit).
             ValueError: size is below 1.
+            RuntimeError: called in a forked child of the pool's process.
             PoolClosedError: the pool was closed or terminated.
             BrokenPoolError: the pool broke.
         """
@@ -757,6 +768,7 @@ class _PoolBase(Scheduler):
             raise TypeError(f"size must be a positive int, not {size!r}")
         if size < 1:
             raise ValueError(f"size must be a positive int, not {size!r}")
+        self._check_process()
         self._check_open(new=True)
         self._size = size
         if self._loop is None:
@@ -950,7 +962,7 @@ class Pool(_PoolBase):
         if self._initializer is not None and self._context.get_start_method() != "fork":
             self._initializer = picklable_callable(self._initializer)
         _live_pools.add(self)
-        weakref.finalize(self, _kill_processes, self._processes)
+        weakref.finalize(self, _kill_processes, self._processes, os.getpid())
 
     def _new_worker(self, loop: asyncio.AbstractEventLoop, name: str) -> _Worker:
         return ProcessWorker(
@@ -1145,8 +1157,15 @@ class ThreadPool(_PoolBase):
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 
-def _kill_processes(processes: list[Any]) -> None:
-    """Kill a pool's worker processes that are still alive (the pool was dropped or we exit)."""
+def _kill_processes(processes: list[Any], owner: int) -> None:
+    """Kill a pool's worker processes that are still alive (the pool was dropped or we exit).
+
+    Only in the process that started them (owner): a child forked with
+    ``os.fork`` that exits normally runs these exit handlers too, and its
+    parent's workers are not its to kill.
+    """
+    if os.getpid() != owner:
+        return
     for process in list(processes):
         with contextlib.suppress(Exception):
             if process_popen(process) is not None and process.exitcode is None:
@@ -1161,4 +1180,4 @@ def _kill_all_pools() -> None:
     # Registered after multiprocessing's own exit handler, so it runs before it:
     # multiprocessing would otherwise wait forever for our (non-daemon) workers.
     for pool in list(_live_pools):
-        _kill_processes(pool._processes)
+        _kill_processes(pool._processes, pool._pid)

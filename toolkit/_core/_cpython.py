@@ -62,6 +62,7 @@ __all__ = [
     "executor_mp_context",
     "executor_processes",
     "executor_shutting_down",
+    "forget_inherited_forkserver",
     "forking_pickler_reducers",
     "forkserver_state",
     "ignore_signal",
@@ -338,6 +339,36 @@ def forkserver_state() -> ForkserverState | None:
     if server is None or not isinstance(modules, list):
         return None  # another implementation: callers do without
     return ForkserverState(modules, getattr(server, "_forkserver_pid", None))
+
+
+def forget_inherited_forkserver() -> None:
+    """In a forked child: drop the parent's forkserver, so that the child starts its own.
+
+    The ``_forkserver`` singleton came along with its parent's pid, and its
+    ``ensure_running`` asks ``os.waitpid`` whether that forkserver still
+    runs: only its parent may ask, so every forkserver start in a fork
+    child failed with ChildProcessError (CPython gh-86354, open). The
+    child's copy of the liveness pipe is closed: the parent's forkserver
+    must end with the parent alone. Its own lock is renewed: another thread
+    may have held it at the fork. The preload list stays. A forkserver's own
+    children (it forks them without a pid of its own to forget) are left
+    as they are. 3.11-3.13.
+    """
+    import contextlib
+    import sys
+
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    if server is None or getattr(server, "_forkserver_pid", None) is None:
+        return
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    preload = getattr(server, "_preload_modules", None)
+    vars(server).update(vars(type(server)()))  # a new server's state: nothing started
+    if preload is not None:
+        server._preload_modules = preload
+    if alive is not None:
+        with contextlib.suppress(OSError):
+            os.close(alive)
 
 
 def forking_pickler_reducers() -> dict[Any, Any]:

@@ -7,6 +7,9 @@ child's first ``with lock:`` hangs. Each module-level lock that threads take
 is replaced by a new one in the child, before any of the child's code runs.
 The state such a lock guards is a dict or set updated in one step under it,
 so no update is ever caught half done.
+
+The same goes for multiprocessing's own forkserver: a fork child forgets its
+parent's and starts its own when it needs one (``forget_inherited_forkserver``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import os
 import threading
 from typing import Any
+
+from ._cpython import forget_inherited_forkserver
 
 __all__ = ["renew_locks_in_child"]
 
@@ -35,3 +40,9 @@ def renew_locks_in_child(namespace: dict[str, Any], *names: str) -> None:
 
     if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
         os.register_at_fork(after_in_child=renew)
+
+
+if hasattr(os, "register_at_fork"):
+    # Whoever forks: the toolkit's default process pool and Pool(context=
+    # "forkserver") in a fork child need a forkserver of the child's own.
+    os.register_at_fork(after_in_child=forget_inherited_forkserver)

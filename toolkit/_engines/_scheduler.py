@@ -201,6 +201,7 @@ class Scheduler(abc.ABC):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         self._name = name or f"{type(self).__name__}-{next(_pool_numbers)}"
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = os.getpid()  # a forked child inherits the object, not the workers
         self._state: Literal["running", "closed", "terminated", "broken"] = "running"
         self._broken: BrokenPoolError | None = None
         self._queue: collections.deque[TaskFuture[Any]] = collections.deque()
@@ -252,6 +253,14 @@ class Scheduler(abc.ABC):
             for _ in range(self._size):
                 self._spawn()
 
+    def _check_process(self) -> None:
+        """Refuse a forked child: its calls would cancel, kill or queue for the parent's workers."""
+        if self._pid != os.getpid():
+            raise RuntimeError(
+                f"{self!r} belongs to process {self._pid}: a forked child cannot use its"
+                " parent's pool (the workers stayed with the parent); make one in the child"
+            )
+
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         try:
             loop = asyncio.get_running_loop()
@@ -259,6 +268,7 @@ class Scheduler(abc.ABC):
             raise RuntimeError(
                 f"{type(self).__name__} methods must be called from a running event loop"
             ) from None
+        self._check_process()
         if self._loop is None:
             self._bind(loop)
         elif self._loop is not loop:
