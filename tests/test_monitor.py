@@ -118,6 +118,107 @@ async def test_a_console_in_another_process_finds_the_monitor_by_the_services_pi
         await toolkit.monitor.fetch(os.getpid())
 
 
+# -- what a service leaves behind ---------------------------------------------------------------
+
+
+def _fake_endpoint(pid: int, started: float | None) -> Path:
+    """A monitor directory as a service of that pid would leave it, killed before its close."""
+    import tempfile
+    from pathlib import Path
+
+    directory = Path(tempfile.mkdtemp(prefix=f"{_protocol.DIRECTORY_PREFIX}{pid}-"))
+    endpoint = {"pid": pid, "address": str(directory / "monitor.sock"), "token_file": None}
+    if started is not None:
+        endpoint["started"] = started
+    (directory / _protocol.ENDPOINT_FILE).write_text(json.dumps(endpoint))
+    return directory
+
+
+def _directories_of(pid: int) -> list[Path]:
+    """The monitor directories named after pid, in the temp dir."""
+    import tempfile
+    from pathlib import Path
+
+    return list(Path(tempfile.gettempdir()).glob(f"{_protocol.DIRECTORY_PREFIX}{pid}-*"))
+
+
+async def _ended_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await asyncio.wait_for(child.wait(), 60)
+    return child.pid
+
+
+async def test_a_killed_services_monitor_is_not_found_and_its_directory_goes() -> None:
+    code = (
+        "import asyncio, sys, toolkit\n"
+        "async def main():\n"
+        "    async with toolkit.monitor.serve():\n"
+        "        print('serving', flush=True)\n"
+        "        await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdout is not None
+    assert await asyncio.wait_for(child.stdout.readline(), 60) == b"serving\n"
+    assert _protocol.endpoints_of(child.pid)  # found while it serves
+    child.kill()  # no close: its directory stays behind
+    await asyncio.wait_for(child.wait(), 60)
+    with pytest.raises(LookupError, match="no toolkit monitor of process"):
+        await toolkit.monitor.fetch(child.pid)
+    assert not _protocol.endpoints_of(child.pid)
+    assert not _directories_of(child.pid)
+
+
+async def test_a_reused_pid_does_not_find_the_monitor_of_its_last_owner() -> None:
+    # A service killed long ago left its directory; this process now has its pid.
+    started = _protocol.process_started(os.getpid())
+    assert started is not None
+    directory = _fake_endpoint(os.getpid(), started - 3600)
+    try:
+        with pytest.raises(LookupError, match="no toolkit monitor of process"):
+            await toolkit.monitor.fetch(os.getpid())
+        assert not directory.exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_a_monitor_starting_removes_the_directories_of_ended_services() -> None:
+    dead = _fake_endpoint(await _ended_pid(), None)
+    live = _fake_endpoint(os.getpid(), _protocol.process_started(os.getpid()))
+    try:
+        async with toolkit.monitor.serve():
+            assert not dead.exists()
+            assert live.exists()  # a live service's: never touched
+    finally:
+        import shutil
+
+        shutil.rmtree(dead, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
+
+
+async def test_a_service_that_exits_without_closing_its_monitor_leaves_no_files() -> None:
+    code = (
+        "import asyncio, toolkit\n"
+        "async def main():\n"
+        "    server = toolkit.monitor.serve()\n"
+        "    await server.start()\n"
+        "    print(server.directory, flush=True)\n"
+        "asyncio.run(main())\n"
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0
+    assert _directories_of(child.pid) == []
+    assert f"{_protocol.DIRECTORY_PREFIX}{child.pid}-" in out.decode()  # it had one
+
+
 async def test_tcp_needs_a_token_made_0600_and_refuses_without_it(umask_zero: None) -> None:
     async with toolkit.monitor.serve(("127.0.0.1", 0)) as server:
         address = server.address

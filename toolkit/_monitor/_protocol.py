@@ -52,10 +52,12 @@ __all__ = [
     "parse_address",
     "plain",
     "private_directory",
+    "process_started",
     "raw_frame",
     "read_frame",
     "read_token_file",
     "snapshot_from_plain",
+    "sweep_stale",
     "tasks_from_plain",
     "token_from_environment",
     "unix_sockets_supported",
@@ -211,19 +213,106 @@ def private_directory() -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-"))
 
 
+def process_started(pid: int) -> float | None:
+    """When process pid started (seconds since the epoch); None if there is no such process.
+
+    With the pid, it names one process: a pid is reused once its process has
+    ended, a start time is not.
+
+    Raises:
+        PermissionError: the system will not say (another user's process, on some systems).
+    """
+    import psutil  # here: a client that connects by address never needs it
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.NoSuchProcess:  # a zombie too: it serves nothing any more
+        return None
+    except psutil.AccessDenied as exc:
+        raise PermissionError(f"cannot tell when process {pid} started") from exc
+
+
+# Start times read twice agree to a clock tick (10 ms on Linux); a pid is not
+# reused within a second of its last owner's start.
+_SAME_START = 1.0
+
+
+def _stale(directory: Path) -> tuple[bool, dict[str, Any] | None]:
+    """Whether a monitor directory outlived its service; its endpoint (None: none there yet).
+
+    Stale: its pid has no process, or a process that started after the
+    endpoint's service did (the pid was reused). A directory whose endpoint
+    is not written yet belongs to a service starting, unless its pid is gone.
+    """
+    try:
+        pid = int(directory.name[len(DIRECTORY_PREFIX) :].split("-", 1)[0])
+    except ValueError:
+        return False, None  # not named by this module: leave it alone
+    try:
+        data = json.loads((directory / ENDPOINT_FILE).read_text())
+    except (OSError, ValueError):
+        data = None  # being written or removed
+    try:
+        started = process_started(pid)
+    except PermissionError:
+        return False, data  # cannot tell: never remove what may be live
+    if started is None:
+        return True, data
+    recorded = data.get("started") if isinstance(data, dict) else None
+    if isinstance(recorded, int | float) and abs(started - recorded) > _SAME_START:
+        return True, data
+    return False, data
+
+
+def _owned(directory: Path) -> bool:
+    """Is the directory this user's? Another user's is never trusted, nor removed."""
+    try:
+        return os.name != "posix" or directory.stat().st_uid == os.getuid()
+    except OSError:
+        return False
+
+
+def _remove(directory: Path) -> None:
+    import shutil  # here: only a stale directory needs it
+
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def endpoints_of(pid: int) -> list[dict[str, Any]]:
-    """The monitors that process pid announced (their endpoint files), newest first."""
+    """The monitors that process pid announced (their endpoint files), newest first.
+
+    The directories of a service that ended without closing its monitor (it
+    was killed) are removed on the way, and never answer for a later process
+    given the same pid.
+    """
     found = []
     for directory in Path(tempfile.gettempdir()).glob(f"{DIRECTORY_PREFIX}{pid}-*"):
-        file = directory / ENDPOINT_FILE
-        try:
-            if os.name == "posix" and directory.stat().st_uid != os.getuid():
-                continue  # another user's: never trusted
-            data = json.loads(file.read_text())
-            found.append((file.stat().st_mtime, data))
-        except (OSError, ValueError):
+        if not _owned(directory):
+            continue
+        stale, data = _stale(directory)
+        if stale:
+            _remove(directory)
+            continue
+        if data is None:
             continue  # half written, or its service is closing it
+        try:
+            found.append(((directory / ENDPOINT_FILE).stat().st_mtime, data))
+        except OSError:
+            continue  # its service closed it meanwhile
     return [data for _, data in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def sweep_stale() -> int:
+    """Remove this user's monitor directories whose services ended unclosed; return how many.
+
+    A monitor starting calls it, so that those of killed services do not pile up.
+    """
+    removed = 0
+    for directory in Path(tempfile.gettempdir()).glob(f"{DIRECTORY_PREFIX}*"):
+        if _owned(directory) and _stale(directory)[0]:
+            _remove(directory)
+            removed += 1
+    return removed
 
 
 def parse_address(text: str) -> Address | int:

@@ -14,6 +14,7 @@ let in between, once per _REUSE seconds however many clients ask.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import builtins
 import contextlib
 import hmac
@@ -25,6 +26,7 @@ import socket
 import struct
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,17 @@ _ERROR_TYPES = ("LookupError", "PermissionError", "TypeError", "ValueError")
 
 
 __all__ = ["MonitorServer", "encode_snapshot", "logger"]
+
+
+# Monitors started and not closed: at exit their files go too (a service that
+# returns without closing its monitor must not leave them in the temp dir).
+_unclosed: weakref.WeakSet[MonitorServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _remove_files_of_unclosed() -> None:
+    for server in list(_unclosed):
+        server._cleanup()
 
 
 class MonitorServer:
@@ -113,6 +126,7 @@ class MonitorServer:
         self._token = token
         self._token_file = Path(token_file) if token_file is not None else None
         self._made_token_file = False
+        self._pid = os.getpid()
         self.control = control
         self.max_clients = max_clients
         self.rate = float(rate)
@@ -168,7 +182,11 @@ class MonitorServer:
         if self._server is not None:
             return
         self._building = asyncio.Lock()
+        with contextlib.suppress(OSError):  # best effort: it must not stop a monitor starting
+            _protocol.sweep_stale()  # killed services' directories, not left to pile up
         self._directory = _protocol.private_directory()
+        self._pid = os.getpid()
+        _unclosed.add(self)
         try:
             if self._tcp:
                 self._take_token()
@@ -219,6 +237,8 @@ class MonitorServer:
         address = self.address
         endpoint = {
             "pid": os.getpid(),
+            # Tells this service from a later process given the same pid.
+            "started": _protocol.process_started(os.getpid()),
             "address": list(address) if isinstance(address, tuple) else address,
             "token_file": str(self._token_file) if self._token_file is not None else None,
         }
@@ -250,6 +270,9 @@ class MonitorServer:
         await server.wait_closed()
 
     def _cleanup(self) -> None:
+        _unclosed.discard(self)
+        if self._pid != os.getpid():
+            return  # a fork child's copy: the files are its parent's monitor's
         if self._socket_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._socket_path)
