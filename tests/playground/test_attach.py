@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,7 +17,6 @@ from toolkit.inspect import AsyncTaskInfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from tests.playground.conftest import Tmux
 
@@ -43,7 +44,7 @@ async def main():
         print("ready", flush=True)
         await asyncio.sleep(120)
 
-asyncio.run(main())
+toolkit.run(main())  # SIGTERM cancels main: the pool and the monitor close
 """
 
 
@@ -63,12 +64,14 @@ def service() -> Iterator[Callable[[str], int]]:
 
     yield start
     for process in started:
-        process.terminate()  # asyncio.run's cancellation: its pool and monitor close
+        process.terminate()  # toolkit.run turns SIGTERM into cancellation: nothing is left
         try:
             process.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+        leftovers = list(Path(tempfile.gettempdir()).glob(f"toolkit-monitor-{process.pid}-*"))
+        assert not leftovers, f"the service's monitor left {leftovers}"
 
 
 def _info(
