@@ -10,11 +10,12 @@ every time (the manager test under TOOLKIT_HANDLES=1 hung about one run in 30).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from toolkit._core._forking import renew_locks_in_child
 from toolkit._core._thread_cache import ThreadCache
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform"
@@ -88,13 +89,13 @@ async def test_fork_child_runs_a_helper_wait_after_the_parent_used_one() -> None
     assert child.exitcode == 0
 
 
-def test_fork_child_gets_a_lock_another_thread_held_unheld() -> None:
-    namespace = {"lock": threading.Lock()}
-    renew_locks_in_child(namespace, "lock")
+@contextlib.contextmanager
+def _held_by_another_thread(lock: Callable[[], Any]) -> Iterator[None]:
+    """Hold lock() in a thread of its own for the block (released after it)."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with namespace["lock"]:
+        with lock():
             held.set()
             release.wait(3 * WAIT)
 
@@ -102,45 +103,38 @@ def test_fork_child_gets_a_lock_another_thread_held_unheld() -> None:
     holder.start()
     try:
         assert held.wait(WAIT)
-
-        def child() -> None:
-            sys.exit(0 if namespace["lock"].acquire(timeout=WAIT) else STUCK)
-
-        assert _fork_and_join(child) == 0
-        assert namespace["lock"].locked()  # the parent's lock is still the holder's
+        yield
     finally:
         release.set()
         holder.join(WAIT)
+
+
+def test_fork_child_gets_a_lock_another_thread_held_unheld() -> None:
+    namespace = {"lock": threading.Lock()}
+    renew_locks_in_child(namespace, "lock")
+
+    def child() -> None:
+        sys.exit(0 if namespace["lock"].acquire(timeout=WAIT) else STUCK)
+
+    with _held_by_another_thread(lambda: namespace["lock"]):
+        assert _fork_and_join(child) == 0
+        assert namespace["lock"].locked()  # the parent's lock is still the holder's
 
 
 def test_fork_child_inspects_though_a_thread_held_the_registry_lock() -> None:
     # The monitor's thread and thread pools take this lock from any thread.
-    held, release = threading.Event(), threading.Event()
+    def child() -> None:
+        finished = threading.Event()
 
-    def hold() -> None:
-        with _registry._live_lock:
-            held.set()
-            release.wait(3 * WAIT)
+        def look() -> None:
+            _registry.live()
+            finished.set()
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(WAIT)
+        threading.Thread(target=look, daemon=True).start()
+        sys.exit(0 if finished.wait(WAIT) else STUCK)
 
-        def child() -> None:
-            finished = threading.Event()
-
-            def look() -> None:
-                _registry.live()
-                finished.set()
-
-            threading.Thread(target=look, daemon=True).start()
-            sys.exit(0 if finished.wait(WAIT) else STUCK)
-
+    with _held_by_another_thread(lambda: _registry._live_lock):
         assert _fork_and_join(child) == 0
-    finally:
-        release.set()
-        holder.join(WAIT)
 
 
 def _to_process_in_a_new_loop() -> None:
