@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import threading
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -170,13 +169,3 @@ async def in_own_thread(fn: Callable[[], object], name: str) -> None:
     thread.join()  # past its last statement: returns at once
     if failure:
         raise failure[0]
-
-
-def _forget_cache_in_child() -> None:
-    # A forked child inherits the cache object but not its threads.
-    global _default_threads
-    _default_threads = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_cache_in_child)
